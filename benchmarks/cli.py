@@ -1,0 +1,136 @@
+"""``sslbench``: the suite's command line (methods, synth, train, evaluate, complexity)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import methods
+
+from .config import config_hash, load_config, parse_sets, run_dir_name
+from .errors import SSLBenchError
+
+DEFAULT_RUNS = Path("results/runs")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except SSLBenchError as exc:
+        print(f"sslbench {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    overrides = parse_sets(args.set or [])
+    for key in ("method", "dataset", "labels", "seed", "data_root"):
+        value = getattr(args, key, None)
+        if value is not None:
+            overrides[key] = value
+    return overrides
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    for name in methods.available_methods():
+        cls = methods.get_method(name)
+        print(f"{name:12s} {cls.paper}")
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from .data.synthetic import generate_synthetic
+
+    root = generate_synthetic(args.out, n_train=args.train, n_test=args.test, seed=args.seed)
+    print(root)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train.trainer import Trainer
+
+    config, options = load_config(_overrides(args), args.config)
+    run_dir = Path(args.out) if args.out else Path(args.runs_root) / run_dir_name(config)
+    print(f"run {run_dir} (config {config_hash(config)})", file=sys.stderr)
+    final = Trainer(config, options, run_dir, progress=None if args.progress else False).fit()
+    print(final.parent)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate.run import evaluate_run
+
+    summary = evaluate_run(args.run_dir, args.checkpoint, _overrides(args), args.out, None if args.progress else False)
+    keys = ("dice", "jaccard", "asd", "hd95")
+    print("  ".join(f"{k} {summary[f'{k}_mean']:.2f}±{summary[f'{k}_std'] or 0:.2f}" for k in keys)
+          + f"  (n={summary['n_cases']}, empty={summary['n_empty']})")
+    return 0
+
+
+def cmd_complexity(args: argparse.Namespace) -> int:
+    from .report.complexity import complexity
+
+    config, options = load_config(_overrides(args))
+    result = complexity(config, options, tuple(args.patch))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:13s} {value:,}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sslbench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("methods", help="list the registered methods and their papers")
+    p.set_defaults(func=cmd_methods)
+
+    p = sub.add_parser("synth", help="write the embedded synthetic dataset")
+    p.add_argument("--out", default="data/synthetic", help="dataset root (default: %(default)s)")
+    p.add_argument("--train", type=int, default=40, help="training cases (default: %(default)s)")
+    p.add_argument("--test", type=int, default=10, help="test cases (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="generator seed (default: %(default)s)")
+    p.set_defaults(func=cmd_synth)
+
+    def run_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--method", help="registered method name (default: vnet)")
+        p.add_argument("--dataset", help="dataset protocol: synthetic, la, pancreas_mcnet, pancreas_coranet, lung")
+        p.add_argument("--labels", help="labeled cases: a count (8), a percentage (10%%) or all")
+        p.add_argument("--seed", type=int, help="run seed (default: 1337)")
+        p.add_argument("--data-root", dest="data_root", help="dataset root directory")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config key or method option")
+
+    p = sub.add_parser("train", help="train a method; resumes an interrupted run")
+    run_options(p)
+    p.add_argument("--config", help="YAML file of settings (below --set)")
+    p.add_argument("--out", help="run directory (default: <runs-root>/<dataset>/<method>/labels<N>/seed<k>)")
+    p.add_argument("--runs-root", default=str(DEFAULT_RUNS), help="root of run directories (default: %(default)s)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="score a run's checkpoint on its test cases")
+    p.add_argument("run_dir", help="run directory written by `sslbench train`")
+    p.add_argument("--checkpoint", default="auto", help="auto, best, final or a path (default: %(default)s)")
+    p.add_argument("--data-root", dest="data_root", help="dataset root, if moved since training")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override eval.* or device")
+    p.add_argument("--out", help="output directory (default: <run>/eval)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("complexity", help="parameters and MACs of a method's networks")
+    run_options(p)
+    p.add_argument("--patch", type=int, nargs=3, default=(96, 96, 96), metavar=("X", "Y", "Z"),
+                   help="input size for MACs (default: 96 96 96, the paper's Fig. 7)")
+    p.add_argument("--json", action="store_true", help='print {"params", "params_train", "macs"} as JSON')
+    p.set_defaults(func=cmd_complexity)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

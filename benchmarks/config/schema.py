@@ -1,0 +1,84 @@
+"""The run configuration: typed, validated, every key documented.
+
+A run's settings are merged from (lowest first) the defaults below, the dataset's YAML
+(``datasets/<name>.yaml``), the method's official recipe (:meth:`Method.run_defaults`), a user YAML
+file and ``--set key=value`` overrides. Unknown keys and invalid values raise :class:`ConfigError`
+naming the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass
+class OptimizerConfig:
+    name: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+
+
+@dataclass
+class ScheduleConfig:
+    """``step``: lr * gamma^floor(t / step_size); ``poly``: lr * (1 - t / T)^power; ``constant``."""
+
+    name: Literal["step", "poly", "constant"] = "step"
+    gamma: float = 0.1
+    step_size: int = 2500
+    power: float = 0.9
+
+
+@dataclass
+class EvalConfig:
+    """Sliding-window inference and scoring (``protocols.md`` sections 8-9)."""
+
+    window: tuple[int, int, int] = (112, 112, 80)
+    strides: tuple[int, int, int] = (18, 18, 4)
+    batch_size: int = 4
+    lcc: bool = False
+    empty_policy: Literal["penalty", "official_zero", "nan"] = "penalty"
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines one training run and its evaluation."""
+
+    dataset: str = "synthetic"
+    data_root: str = "data/synthetic"
+    layout: str = "prepared"
+    method: str = "vnet"
+    options: dict[str, Any] = field(default_factory=dict)
+    labels: str = "8"
+    labeled_file: str | None = None
+    unlabeled_file: str | None = None
+    selection: Literal["heldout", "last"] = "heldout"
+    validation: int = 0
+    val_every: int = 200
+    val_start: float = 0.2
+    seed: int = 1337
+    budget: Literal["official", "uniform"] = "official"
+    iterations: int = 6000
+    labeled_bs: int = 2
+    unlabeled_bs: int = 2
+    patch: tuple[int, int, int] = (112, 112, 80)
+    rotflip: bool = True
+    in_channels: int = 1
+    num_classes: int = 2
+    filters: int = 16
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    amp: Literal["off", "bf16", "fp16"] = "off"
+    device: str = "auto"
+    deterministic: bool = True
+    num_workers: int = 0
+    checkpoint_every: int = 200
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+#: Keys that change how a run executes but not what it computes; left out of the config hash.
+OPERATIONAL_KEYS = frozenset({"device", "num_workers", "checkpoint_every"})
+
+#: Iterations of every method's main stage under ``budget: uniform`` (README of the specs).
+UNIFORM_ITERATIONS = 15000

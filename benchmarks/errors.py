@@ -1,0 +1,21 @@
+"""Exceptions raised for bad input; each message names the file, case or key at fault."""
+
+
+class SSLBenchError(Exception):
+    """Base class of every error this suite raises on purpose."""
+
+
+class DataError(SSLBenchError, ValueError):
+    """A dataset file, list or array is missing or malformed."""
+
+
+class ConfigError(SSLBenchError, ValueError):
+    """A configuration key or value is unknown or invalid."""
+
+
+class CheckpointError(SSLBenchError, RuntimeError):
+    """A checkpoint is missing, corrupt or belongs to another run."""
+
+
+class TrainingDiverged(SSLBenchError, RuntimeError):
+    """A loss term became NaN or infinite."""

@@ -1,0 +1,39 @@
+"""Checkpoints: written atomically, validated on load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import CheckpointError
+from ..io import atomic_path
+
+FORMAT = 1
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write ``state`` to ``path``; a crash or full disk leaves the previous file intact."""
+    try:
+        with atomic_path(path) as tmp:
+            torch.save({"format": FORMAT, **state}, tmp)
+    except OSError as exc:
+        raise CheckpointError(f"could not write checkpoint {path}: {exc}; the previous checkpoint is kept") from exc
+
+
+def load_checkpoint(path: Path, method: str | None = None, arch: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read a checkpoint and check that it belongs to ``method`` with architecture ``arch``."""
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many types for a truncated or foreign file
+        raise CheckpointError(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"checkpoint {path} is not an sslbench checkpoint (format {FORMAT})")
+    if method is not None and state.get("method") != method:
+        raise CheckpointError(f"checkpoint {path} belongs to method {state.get('method')!r}, not {method!r}")
+    if arch is not None and state.get("arch") != arch:
+        raise CheckpointError(f"checkpoint {path} has architecture {state.get('arch')}, expected {arch}")
+    return state

@@ -1,0 +1,52 @@
+"""From a run configuration to its split and in-memory cases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import RunConfig
+from ..data.cases import Case, CaseStore
+from ..data.layouts import get_layout
+from ..data.splits import Split, make_split
+from ..data.synthetic import generate_synthetic
+
+
+def data_root(config: RunConfig) -> Path:
+    """The dataset root; the embedded synthetic dataset is generated on first use."""
+    root = Path(config.data_root).expanduser()
+    if config.dataset == "synthetic" and not (root / "train.list").is_file():
+        generate_synthetic(root)
+    return root
+
+
+def load_split(config: RunConfig) -> Split:
+    layout = get_layout(config.layout)
+    train, test = layout.read_lists(data_root(config))
+    validation = config.validation if config.selection == "heldout" else 0
+    return make_split(train, test, config.labels, validation, config.labeled_file, config.unlabeled_file)
+
+
+@dataclass
+class TrainingCases:
+    labeled: list[Case]
+    unlabeled: list[Case]
+    validation: list[Case]
+
+
+def load_training_cases(config: RunConfig, split: Split, need_unlabeled: bool, progress: bool) -> TrainingCases:
+    """Read every case the run trains or validates on, once."""
+    layout, root = get_layout(config.layout), data_root(config)
+    ids = [*split.labeled, *(split.unlabeled if need_unlabeled else ()), *split.validation]
+    store = CaseStore.load(layout, root, ids, source=f"training list of {root}", progress=progress)
+    return TrainingCases(
+        labeled=[store[i] for i in split.labeled],
+        unlabeled=[store[i] for i in split.unlabeled] if need_unlabeled else [],
+        validation=[store[i] for i in split.validation],
+    )
+
+
+def load_test_cases(config: RunConfig, split: Split, progress: bool) -> list[Case]:
+    layout, root = get_layout(config.layout), data_root(config)
+    store = CaseStore.load(layout, root, split.test, source=f"test list of {root}", progress=progress)
+    return [store[i] for i in split.test]

@@ -1,0 +1,256 @@
+"""The training harness: one loop for every method, stage and device.
+
+Everything random in an outer iteration is a function of (seed, stage, iteration): the batch and its
+augmentation (:class:`~benchmarks.data.batches.TrainBatches`) and the torch generator, re-seeded before
+every iteration (dropout masks, method noise). A checkpoint therefore needs no RNG state to resume
+exactly: model, optimisers, grad scalers, stage and iteration suffice, and a run killed and resumed on
+the CPU in deterministic mode ends with bit-identical weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from methods.base import Batch, OptimizerSpec, Options, Stage
+
+from ..config import RunConfig, config_hash
+from ..config.coerce import to_dict
+from ..config.schema import OPERATIONAL_KEYS
+from ..data.batches import TrainBatches
+from ..data.sampler import TwoStreamSchedule
+from ..data.seeding import rng
+from ..errors import CheckpointError, ConfigError, TrainingDiverged
+from ..evaluate.inference import predict_mask, sliding_window
+from ..evaluate.metrics import case_metrics
+from ..io import write_json, write_yaml
+from ..runtime import architecture, build_method, resolve_device
+from .checkpoint import load_checkpoint, save_checkpoint
+from .context import HarnessContext
+from .data import TrainingCases, load_split, load_training_cases
+from .logger import CsvLog
+from .provenance import provenance
+from .schedules import learning_rate
+
+LATEST, FINAL, BEST = "checkpoint_latest.pt", "checkpoint_final.pt", "checkpoint_best.pt"
+
+
+def prepare_run_dir(run_dir: Path, config: RunConfig) -> None:
+    """Create ``run_dir`` with its ``config.yaml``, or check that an existing one records the same config."""
+    record = run_dir / "config.yaml"
+    current = to_dict(config)
+    if record.is_file():
+        previous = yaml.safe_load(record.read_text()) or {}
+        diff = sorted(_differences(previous, current))
+        if diff:
+            raise ConfigError(
+                f"run directory {run_dir} holds a run with another configuration (differing keys: "
+                f"{', '.join(diff)}); choose another --out or remove the directory"
+            )
+    else:
+        write_yaml(record, current)
+
+
+def _differences(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(a) | set(b)):
+        if not prefix and key in OPERATIONAL_KEYS:
+            continue
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, Mapping) and isinstance(vb, Mapping):
+            out += _differences(va, vb, f"{prefix}{key}.")
+        elif va != vb:
+            out.append(prefix + key)
+    return out
+
+
+class Trainer:
+    """Trains ``config.method`` into ``run_dir``, resuming from ``checkpoint_latest.pt`` when present."""
+
+    def __init__(self, config: RunConfig, options: Options, run_dir: Path, progress: bool | None = None) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.device = resolve_device(config.device)
+        _set_determinism(config.deterministic, self.device)
+        torch.manual_seed(config.seed)  # weight initialisation
+        self.method = build_method(config, options).to(self.device)
+        main = OptimizerSpec(params=[], name=config.optimizer.name, lr=config.optimizer.lr,
+                             momentum=config.optimizer.momentum, weight_decay=config.optimizer.weight_decay)
+        self.specs = self.method.optimizers(main)
+        self.optimizers = {name: _make_optimizer(spec) for name, spec in self.specs.items()}
+        self.ctx = HarnessContext(self.optimizers, self.device, config.amp)
+        self.stages = self.method.stages()
+        self.best: dict[str, float] = {}
+
+    # ----------------------------------------------------------------- public
+    def fit(self) -> Path:
+        """Run every stage to its end; returns the path of ``checkpoint_final.pt``."""
+        config = self.config
+        prepare_run_dir(self.run_dir, config)
+        split = load_split(config)
+        need_unlabeled = any(self._batch_sizes(s)[1] > 0 for s in self.stages)
+        cases = load_training_cases(config, split, need_unlabeled, self.progress)
+        write_json(self.run_dir / "split.json", dataclasses.asdict(split))
+        stage_index, start = self._resume()
+        write_json(self.run_dir / "provenance.json", {
+            "config_hash": config_hash(config), "seed": config.seed, "method": config.method,
+            "resumed_from": {"stage": stage_index, "iteration": start} if (stage_index or start) else None,
+            **provenance(self.device),
+        })
+        position = (stage_index, start)
+        log = CsvLog(self.run_dir / "log.csv", keep=lambda row: _position(row) < position)
+        val_log = CsvLog(self.run_dir / "val.csv", keep=lambda row: _position(row) < position)
+        for index in range(stage_index, len(self.stages)):
+            self._run_stage(index, start if index == stage_index else 0, cases, log, val_log)
+        final = self.run_dir / FINAL
+        save_checkpoint(final, self._state(len(self.stages), 0))
+        return final
+
+    # ---------------------------------------------------------------- helpers
+    def _batch_sizes(self, stage: Stage) -> tuple[int, int]:
+        labeled = stage.labeled_bs if stage.labeled_bs is not None else self.config.labeled_bs
+        unlabeled = stage.unlabeled_bs if stage.unlabeled_bs is not None else self.config.unlabeled_bs
+        return labeled, unlabeled
+
+    def _iterations(self, stage: Stage) -> int:
+        return stage.iterations if stage.iterations is not None else self.config.iterations
+
+    def _loader(self, index: int, start: int, cases: TrainingCases) -> DataLoader:
+        config, stage = self.config, self.stages[index]
+        labeled_bs, unlabeled_bs = self._batch_sizes(stage)
+        unlabeled = cases.unlabeled if unlabeled_bs else []
+        schedule = TwoStreamSchedule(len(cases.labeled), len(unlabeled), labeled_bs, unlabeled_bs, config.seed, stage.name)
+        batches = TrainBatches(
+            [(c.image, c.label) for c in cases.labeled], [(c.image, None) for c in unlabeled], schedule,
+            config.patch, rotflip=config.rotflip, seed=config.seed, stream=stage.name, start=start,
+            stop=self._iterations(stage),
+        )
+        return DataLoader(batches, batch_size=None, num_workers=config.num_workers,
+                          pin_memory=self.device.type == "cuda", persistent_workers=False)
+
+    def _run_stage(self, index: int, start: int, cases: TrainingCases, log: CsvLog, val_log: CsvLog) -> None:
+        config, stage, ctx = self.config, self.stages[index], self.ctx
+        total = self._iterations(stage)
+        ctx.stage, ctx.max_iterations = stage.name, total
+        bar = tqdm(total=total, initial=start, desc=f"{config.method} {stage.name}", unit="it", disable=not self.progress)
+        tic = time.perf_counter()
+        for item in self._loader(index, start, cases):
+            iteration = int(item["iteration"])
+            ctx.iteration = iteration
+            lrs = self._set_learning_rates(iteration, total)
+            torch.manual_seed(int(rng(config.seed, "torch", stage.name, iteration).integers(2**62)))
+            batch = Batch(item["image"].to(self.device, non_blocking=True), item["label"].to(self.device, non_blocking=True))
+            self.method.train()
+            try:
+                terms = self.method.training_step(ctx, batch)
+            except TrainingDiverged as exc:
+                raise TrainingDiverged(f"{exc}; the last good checkpoint is {self.run_dir / LATEST}") from None
+            self.method.after_step(ctx)
+            done = iteration + 1
+            row = {"stage": stage.name, "stage_index": index, "iteration": iteration, **lrs,
+                   **{f"steps_{k}": v for k, v in ctx.steps.items()},
+                   **{k: float(v) for k, v in terms.items()}, "seconds": round(time.perf_counter() - tic, 4)}
+            log.write(row)
+            tic = time.perf_counter()
+            bar.update(1)
+            if self._validation_due(index, done, total):
+                dice = self._validate(cases)
+                val_log.write({"stage": stage.name, "stage_index": index, "iteration": iteration, "dice": dice})
+                if dice >= self.best.get("dice", -1.0):
+                    self.best = {"dice": dice, "stage_index": index, "iteration": done}
+                    save_checkpoint(self.run_dir / BEST, self._state(index, done))
+                bar.set_postfix(val_dice=f"{dice:.2f}", best=f"{self.best['dice']:.2f}")
+            if done % config.checkpoint_every == 0 or done == total:
+                save_checkpoint(self.run_dir / LATEST, self._state(index + (done == total), 0 if done == total else done))
+        bar.close()
+
+    def _set_learning_rates(self, iteration: int, total: int) -> dict[str, float]:
+        lrs = {}
+        for name, opt in self.optimizers.items():
+            spec = self.specs[name]
+            lr = learning_rate(spec.lr, iteration, total, self.config.schedule) if spec.scheduled else spec.lr
+            for group in opt.param_groups:
+                group["lr"] = lr
+            lrs[f"lr_{name}"] = lr
+        return lrs
+
+    def _validation_due(self, index: int, done: int, total: int) -> bool:
+        """Held-out validation every ``val_every`` iterations of the last stage, from ``val_start`` of it."""
+        config = self.config
+        return (config.selection == "heldout" and index == len(self.stages) - 1
+                and done % config.val_every == 0 and done >= config.val_start * total)
+
+    @torch.no_grad()
+    def _validate(self, cases: TrainingCases) -> float:
+        """Mean Dice (%) of the held-out validation cases under the evaluation protocol."""
+        config = self.config
+        self.method.eval()
+        scores = []
+        for case in cases.validation:
+            with self.ctx.autocast():
+                probs = sliding_window(self.method.predict, case.image, config.eval.window, config.eval.strides,
+                                       batch_size=config.eval.batch_size, device=self.device)
+            scores.append(case_metrics(predict_mask(probs), case.label.astype(bool), case.spacing,
+                                       config.eval.empty_policy)["dice"])
+        self.method.train()
+        return float(np.mean(scores))
+
+    def _state(self, stage_index: int, iteration: int) -> dict[str, Any]:
+        return {
+            "method": self.config.method,
+            "arch": architecture(self.config),
+            "config_hash": config_hash(self.config),
+            "stage_index": stage_index,
+            "iteration": iteration,
+            "method_state": self.method.state_dict(),
+            "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
+            "scalers": {k: v.state_dict() for k, v in self.ctx.scalers.items()},
+            "optimizer_steps": dict(self.ctx.steps),
+            "best": dict(self.best),
+        }
+
+    def _resume(self) -> tuple[int, int]:
+        path = self.run_dir / LATEST
+        if not path.is_file():
+            return 0, 0
+        state = load_checkpoint(path, self.config.method, architecture(self.config))
+        if state["config_hash"] != config_hash(self.config):
+            raise CheckpointError(f"checkpoint {path} was written under another configuration")
+        self.method.load_state_dict(state["method_state"])
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+            self.ctx.scalers[name].load_state_dict(state["scalers"][name])
+        self.ctx.steps = dict(state["optimizer_steps"])
+        self.best = dict(state["best"])
+        return int(state["stage_index"]), int(state["iteration"])
+
+
+def _position(row: Mapping[str, str]) -> tuple[int, int]:
+    return int(row["stage_index"]), int(row["iteration"])
+
+
+def _make_optimizer(spec: OptimizerSpec) -> torch.optim.Optimizer:
+    if spec.name == "sgd":
+        return torch.optim.SGD(spec.params, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
+    if spec.name == "adam":
+        return torch.optim.Adam(spec.params, lr=spec.lr, betas=spec.betas, weight_decay=spec.weight_decay)
+    if spec.name == "adamw":
+        return torch.optim.AdamW(spec.params, lr=spec.lr, betas=spec.betas, weight_decay=spec.weight_decay)
+    raise ConfigError(f"unknown optimizer {spec.name!r}; expected sgd, adam or adamw")
+
+
+def _set_determinism(deterministic: bool, device: torch.device) -> None:
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic and device.type == "cuda"
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
