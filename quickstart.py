@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Set up a virtual environment and run the demo or the tests; needs only Python 3.11+.
 
-    python3 quickstart.py demo   # train + evaluate the demo suite on the embedded synthetic data
+    python3 quickstart.py demo   # run the default workflow (`snakemake`) on the embedded synthetic data
     python3 quickstart.py test   # run the test suite
+
+Extra arguments go to snakemake or pytest.
 
 The environment lives in ``.venv`` (``SSLBENCH_VENV`` to move it). PyTorch is installed first as
 ``SSLBENCH_TORCH`` (default ``torch==2.13.0``; set it to e.g. ``torch`` to take pip's choice, or to an
@@ -11,6 +13,7 @@ empty string to keep a torch that is already installed).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -25,7 +28,8 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 
 def run(*cmd: str | Path) -> None:
     print("+", " ".join(map(str, cmd)), flush=True)
-    subprocess.run([str(c) for c in cmd], cwd=ROOT, check=True)
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    subprocess.run([str(c) for c in cmd], cwd=ROOT, env=env, check=True)
 
 
 def setup() -> None:
@@ -46,14 +50,12 @@ def setup() -> None:
 
 
 def demo() -> None:
-    from_config = ["--config", "benchmarks/config/demo.yaml", "--no-progress"]
-    sslbench = BIN / "sslbench"
-    runs = {"lower": "results/demo/vnet_lower", "upper": "results/demo/vnet_upper"}
-    run(sslbench, "train", *from_config, "--labels", "4", "--out", runs["lower"])
-    run(sslbench, "train", *from_config, "--labels", "all", "--out", runs["upper"])
-    for name, run_dir in runs.items():
-        print(f"V-Net {name} bound ({run_dir}):", flush=True)
-        run(sslbench, "evaluate", run_dir, "--no-progress")
+    """The default Snakemake workflow on the embedded synthetic data, then its summary."""
+    run(BIN / "snakemake", "--cores", os.environ.get("SSLBENCH_CORES", "all"), *sys.argv[2:])
+    for summary in sorted(ROOT.glob("results/demo/*/eval/summary.json")):
+        stats = json.loads(summary.read_text())
+        cells = "  ".join(f"{k} {stats[f'{k}_mean']:6.2f}" for k in ("dice", "jaccard", "asd", "hd95"))
+        print(f"{summary.parent.parent.name:12s} {cells}")
 
 
 def test() -> None:

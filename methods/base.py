@@ -90,9 +90,6 @@ class StepContext(Protocol):
 class Options:
     """Base of every method's options; subclasses add typed fields with defaults."""
 
-    def replace(self, **changes: Any) -> Options:
-        return dataclasses.replace(self, **changes)
-
 
 class Method(nn.Module):
     """Base class of every method. Subclasses set ``name``, ``paper``, ``Options`` and implement
