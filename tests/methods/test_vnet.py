@@ -92,3 +92,20 @@ def test_supervised_loss_is_half_ce_plus_dice() -> None:
     out = method.training_step(Ctx(), methods.Batch(image, label))
     assert out["loss"].item() == pytest.approx(0.5 * (out["ce"].item() + out["dice"].item()))
     assert taken == [("main", pytest.approx(out["loss"].item()))]
+
+
+def test_ema_update_by_hand() -> None:
+    from methods.ema import make_teacher, update_ema
+
+    student = torch.nn.Linear(1, 1, bias=False)
+    teacher = make_teacher(student)
+    assert not any(p.requires_grad for p in teacher.parameters())
+    with torch.no_grad():
+        student.weight.fill_(1.0)
+        teacher.weight.fill_(0.0)
+    assert update_ema(teacher, student, 0.99, step=0) == 0.0  # first update copies the student
+    assert teacher.weight.item() == 1.0
+    with torch.no_grad():
+        student.weight.fill_(3.0)
+    assert update_ema(teacher, student, 0.99, step=1000) == 0.99
+    assert teacher.weight.item() == pytest.approx(0.99 * 1.0 + 0.01 * 3.0)
