@@ -29,3 +29,17 @@ def la() -> Path:
 def tiny_synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """10 training and 2 test cases of 40 x 40 x 24 voxels."""
     return generate_synthetic(tmp_path_factory.mktemp("synthetic"), n_train=10, n_test=2, shape=(40, 40, 24))
+
+
+@pytest.fixture(scope="session")
+def la_subset(la: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real LA layout restricted to its first 10 training and 3 test cases (symbolic links, no copies)."""
+    root = tmp_path_factory.mktemp("la_subset")
+    folder = root / "2018LA_Seg_Training Set"
+    folder.mkdir()
+    for name, count in (("train.list", 10), ("test.list", 3)):
+        ids = (la / name).read_text().split()[:count]
+        (root / name).write_text("".join(f"{i}\n" for i in ids))
+        for case_id in ids:
+            (folder / case_id).symlink_to(la / "2018LA_Seg_Training Set" / case_id, target_is_directory=True)
+    return root

@@ -2,7 +2,9 @@
 
 Each case is an organ-like target (a union of randomly rotated ellipsoid lobes, warped by a smooth
 random displacement field, with a thin tubular appendage) among label-0 distractor blobs of
-similar intensity, some separated from the target only by a thin background gap. Target contrast varies per
+similar intensity, some separated from the target only by a thin background gap. Each case draws one of
+six appearance styles (bright or dark target; solid, rim-enhancing or speckled texture), so that a few
+labeled cases do not cover the distribution. Target contrast varies per
 case and overlaps the background through smooth tissue texture, a multiplicative bias field,
 partial-volume blur and Gaussian noise; the image is z-scored per volume, like LA. Intensity
 alone cannot separate target from distractors: shape and context are needed.
@@ -25,8 +27,11 @@ from benchmarks.data.cases import write_case
 from benchmarks.data.layouts import get_layout, write_id_list
 from benchmarks.data.seeding import rng
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 SPACING = (1.0, 1.0, 1.0)
+#: Appearance styles (target polarity, target texture), one drawn per case, like scanners or protocols
+#: that differ between cases: a few labeled cases cannot cover them all.
+STYLES = tuple((polarity, texture) for polarity in (1.0, -1.0) for texture in ("solid", "rim", "speckle"))
 
 
 def _upsample(field: np.ndarray, shape: Sequence[int]) -> np.ndarray:
@@ -119,6 +124,21 @@ def _tube(g: np.random.Generator, shape: Sequence[int], start: np.ndarray, lengt
     return tube
 
 
+def _target_pattern(g: np.random.Generator, target: np.ndarray, texture: str) -> np.ndarray:
+    """Relative intensity inside the target (about 1 where it is brightest), float32.
+
+    ``solid``: uniform with mild texture; ``rim``: an enhancing wall 1.5-3 voxels thick around a faint
+    core; ``speckle``: blotches of two levels.
+    """
+    shape = target.shape
+    if texture == "solid":
+        return 1.0 + 0.15 * _smooth_noise(g, shape, 4)
+    if texture == "rim":
+        depth = ndimage.distance_transform_edt(target)
+        return np.where(depth <= g.uniform(1.5, 3.0), 1.0, 0.25).astype(np.float32)
+    return np.where(_smooth_noise(g, shape, 2.5) > 0, 1.3, 0.4).astype(np.float32)
+
+
 def synthesize_case(
     seed: int, index: int, shape: Sequence[int] = (80, 80, 56), shape_jitter: float = 0.1
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -157,10 +177,11 @@ def synthesize_case(
         distractors |= _lobed_shape(g, warped, d_center, d_size, int(g.integers(0, 2)), reach)
     distractors &= ~keep_out
 
-    # Intensities: tissue texture, target/distractor contrast, bias field, blur, noise.
-    contrast = g.uniform(0.6, 1.3)
+    # Intensities: an appearance style, tissue texture, bias field, blur, noise.
+    polarity, texture = STYLES[int(g.integers(len(STYLES)))]
+    contrast = polarity * g.uniform(0.6, 1.3)
     image = 1.0 + 0.2 * _smooth_noise(g, dims, scale / 6) + 0.1 * _smooth_noise(g, dims, 3)
-    image += target * (contrast * (1.0 + 0.15 * _smooth_noise(g, dims, 4)))
+    image += target * (contrast * _target_pattern(g, target, texture))
     image += distractors * np.float32(contrast * g.uniform(0.85, 1.15))
     image *= np.exp(g.uniform(0.1, 0.25) * _smooth_noise(g, dims, scale / 2))
     image = ndimage.gaussian_filter(image, g.uniform(0.6, 1.2))

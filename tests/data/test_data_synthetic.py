@@ -1,5 +1,4 @@
 import json
-import time
 
 import numpy as np
 import pytest
@@ -60,10 +59,3 @@ def test_intensity_threshold_is_a_poor_segmenter():
     # Even a threshold tuned per case on its own ground truth stays far from a good Dice.
     dice = [best_threshold_dice(*synthesize_case(0, i)) for i in range(8)]
     assert np.mean(dice) < 0.75 and max(dice) < 0.9
-
-
-def test_fast_enough():
-    start = time.perf_counter()
-    for i in range(10):
-        synthesize_case(0, i)
-    assert time.perf_counter() - start < 2.0  # 50 cases must take well under 10 s on 2 cores
