@@ -57,4 +57,6 @@ def test_hash_ignores_operational_keys_and_names_runs() -> None:
     assert config_hash(a) == config_hash(b) != config_hash(c)
     assert run_dir_name(a) == Path("la/vnet/labels8/seed1337")
     assert run_dir_name(load_config({"labels": "10%"})[0]) == Path("synthetic/vnet/labels10pct/seed1337")
+    lefed, _ = load_config({"method": "lefed", "options": {"variant": "official", "ablation": "IL+DL"}})
+    assert run_dir_name(lefed) == Path("synthetic/lefed-official-IL+DL/labels4/seed1337")
     assert {"synthetic", "la", "pancreas_mcnet", "pancreas_coranet", "lung"} <= set(available_datasets())

@@ -125,13 +125,17 @@ def config_hash(config: RunConfig) -> str:
 
 
 def run_dir_name(config: RunConfig) -> Path:
-    """``<dataset>/<method>[-<variant>]/labels<N>/seed<k>``, the default place of a run."""
-    method = config.method
-    variant = config.options.get("variant")
-    if variant not in (None, "paper"):
-        method = f"{method}-{variant}"
+    """``<dataset>/<method>[-<preset>...]/labels<N>/seed<k>``, the default place of a run.
+
+    Every preset option of the method (``variant``, LeFeD's ``ablation``) that differs from its default
+    is appended to the method name, e.g. ``lefed-official`` or ``lefed-IL+DL``.
+    """
+    cls = methods.get_method(config.method)
+    defaults = to_dict(cls.Options())
+    suffixes = [str(config.options.get(key)) for key in cls.presets if config.options.get(key) != defaults.get(key)]
+    name = "-".join([config.method, *suffixes])
     labels = config.labels.replace("%", "pct")
-    return Path(config.dataset) / method / f"labels{labels}" / f"seed{config.seed}"
+    return Path(config.dataset) / name / f"labels{labels}" / f"seed{config.seed}"
 
 
 def _validate(config: RunConfig) -> None:

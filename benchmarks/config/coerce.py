@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import keyword
 import types
 import typing
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
@@ -17,18 +18,23 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
     if not isinstance(data, dict):
         raise ConfigError(f"{where or cls.__name__}: expected a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
-    fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - fields)
+    fields = {config_key(f.name): f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(f"unknown key {_join(where, unknown[0])!r}; valid keys: {', '.join(sorted(fields))}")
-    values = {key: coerce(value, hints[key], _join(where, key)) for key, value in data.items()}
+    values = {fields[key]: coerce(value, hints[fields[key]], _join(where, key)) for key, value in data.items()}
     return cls(**values)
+
+
+def config_key(name: str) -> str:
+    """A field named after a Python keyword plus ``_`` (PEP 8: ``lambda_``) is spelled without the ``_``."""
+    return name[:-1] if name.endswith("_") and keyword.iskeyword(name[:-1]) else name
 
 
 def to_dict(obj: Any) -> Any:
     """Plain, YAML-serialisable view of a (nested) dataclass; tuples become lists."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {config_key(f.name): to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, (list, tuple)):
         return [to_dict(v) for v in obj]
     if isinstance(obj, dict):
