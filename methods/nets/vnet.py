@@ -52,13 +52,15 @@ class Encoder(nn.Module):
 
 @dataclass
 class DecoderOutput:
-    """Logits ``(N, K, X, Y, Z)`` and, when requested, the stage features ``[x5, u5, u6, u7, u8]``.
+    """Logits ``(N, K, X, Y, Z)``, the heads' input ``features`` ``(N, f, X, Y, Z)`` (the last block's output
+    after dropout) and, when requested, the stage features ``[x5, u5, u6, u7, u8]``.
 
     ``stages[0]`` is the bottleneck as the decoder received it; ``stages[1:]`` are the up-block outputs
     before the skip addition, at 1/8, 1/4, 1/2 and full resolution.
     """
 
     logits: Tensor
+    features: Tensor
     stages: list[Tensor] | None = None
 
 
@@ -103,7 +105,7 @@ class Decoder(nn.Module):
             x = block(u + skip)
         x = self.dropout(x)
         logits = torch.cat([head(x) for head in self.heads], dim=1) if len(self.heads) > 1 else self.heads[0](x)
-        return DecoderOutput(logits, stages if return_stages else None)
+        return DecoderOutput(logits, x, stages if return_stages else None)
 
 
 class VNet(nn.Module):
