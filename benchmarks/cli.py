@@ -94,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("synth", help="write the embedded synthetic dataset")
     p.add_argument("--out", default="data/synthetic", help="dataset root (default: %(default)s)")
     p.add_argument("--train", type=int, default=40, help="training cases (default: %(default)s)")
-    p.add_argument("--test", type=int, default=10, help="test cases (default: %(default)s)")
+    p.add_argument("--test", type=int, default=20, help="test cases (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="generator seed (default: %(default)s)")
     p.set_defaults(func=cmd_synth)
 

@@ -193,7 +193,7 @@ def synthesize_case(
 def generate_synthetic(
     out_dir: str | os.PathLike[str],
     n_train: int = 40,
-    n_test: int = 10,
+    n_test: int = 20,
     shape: Sequence[int] = (80, 80, 56),
     seed: int = 0,
     shape_jitter: float = 0.1,
