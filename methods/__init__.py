@@ -37,7 +37,7 @@ def available_methods() -> list[str]:
     return sorted(_REGISTRY)
 
 
-from . import lefed, mcnet_plus, ssnet, vnet  # noqa: E402,F401  (registers the built-in methods)
+from . import dtc, lefed, mcnet_plus, ssnet, uamt, vnet  # noqa: E402,F401  (registers the built-in methods)
 
 __all__ = [
     "Batch",
