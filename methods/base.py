@@ -8,11 +8,12 @@ checkpoints and logs belong to the harness, which hands each step a :class:`Step
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -22,11 +23,15 @@ class Batch:
     """One training batch, labeled rows first.
 
     ``image``: float (B, C, X, Y, Z); ``label``: int64 (L, X, Y, Z) for rows ``0..L-1`` only, so that a
-    method cannot read the labels of its unlabeled rows.
+    method cannot read the labels of its unlabeled rows. ``labeled_index`` (L,) / ``unlabeled_index``
+    (B - L,): int64 CPU tensors, the rows' case indices into :class:`TrainingData` (``None`` outside the
+    harness).
     """
 
     image: Tensor
     label: Tensor
+    labeled_index: Tensor | None = None
+    unlabeled_index: Tensor | None = None
 
     @property
     def labeled_bs(self) -> int:
@@ -43,15 +48,58 @@ class Batch:
 
 @dataclass(frozen=True)
 class Stage:
-    """A training stage with its own iteration budget and batch composition.
+    """A training stage with its own iteration budget, batch composition, learning rate and hand-over.
 
-    ``iterations=None`` takes the run's ``iterations``. Iteration counters restart at 0 in every stage.
+    Iteration counters (``ctx.iteration``, the lr schedule, validation, checkpoints) restart at 0 in every
+    stage; stage names must be unique within a method.
+
+    - ``iterations``: the stage's own budget, capped by the run's ``iterations`` so that a short run
+      shortens every stage; ``None`` takes the run's ``iterations``.
+    - ``labeled_bs`` / ``unlabeled_bs``: ``None`` takes the run's.
+    - ``constant_lr``: every optimiser steps at its base rate in this stage (the run's schedule is ignored).
+    - ``reset_optimizers``: the stage starts from fresh optimiser state (momentum, Adam moments and step
+      count); otherwise the state carries over from the previous stage (or from its selected checkpoint).
+    - ``select_best``: under ``selection: heldout`` the stage validates like the last stage does and the
+      next stage starts from its best checkpoint (weights, method state and optimiser state); under
+      ``last``, or when no validation was due, the next stage continues from the final weights.
     """
 
     name: str = "train"
     iterations: int | None = None
     labeled_bs: int | None = None
     unlabeled_bs: int | None = None
+    constant_lr: bool = False
+    reset_optimizers: bool = False
+    select_best: bool = False
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What :meth:`Method.stages` may plan with: split sizes and the run's budget (``README.md`` of the specs).
+
+    ``n_labeled`` / ``n_unlabeled``: training cases (held-out validation cases excluded); ``iterations``:
+    the run's ``iterations``; ``budget``: ``official`` or ``uniform``.
+    """
+
+    n_labeled: int
+    n_unlabeled: int
+    iterations: int
+    budget: str = "official"
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Read-only view of the run's training volumes, for methods that need more than their batches
+    (pseudo-labels refreshed over the unlabeled set, fixed crops).
+
+    Arrays are (X, Y, Z) and not writeable: ``labeled[i]`` = (image float32, label uint8) of labeled case
+    ``i`` and ``unlabeled[i]`` = the image of unlabeled case ``i``, as indexed by ``Batch.labeled_index`` /
+    ``Batch.unlabeled_index``. Unlabeled labels are never exposed; ``unlabeled`` is empty when no stage draws
+    unlabeled rows.
+    """
+
+    labeled: Sequence[tuple[np.ndarray, np.ndarray]]
+    unlabeled: Sequence[np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -75,6 +123,7 @@ class StepContext(Protocol):
     max_iterations: int
     stage: str
     device: torch.device
+    data: TrainingData
 
     def autocast(self) -> AbstractContextManager[Any]:
         """Mixed-precision context for forward passes (a no-op when AMP is off)."""
@@ -94,6 +143,9 @@ class Options:
 class Method(nn.Module):
     """Base class of every method. Subclasses set ``name``, ``paper``, ``Options`` and implement
     :meth:`training_step` and :meth:`segmenter`.
+
+    State kept across iterations (teachers, memories, pseudo-labels) must be in the ``state_dict``
+    (parameters, buffers or ``get_extra_state``): checkpoints resume from it alone.
     """
 
     name: ClassVar[str]
@@ -115,7 +167,8 @@ class Method(nn.Module):
         """Run-level settings of the official recipe (e.g. ``iterations``), below user settings."""
         return {}
 
-    def stages(self) -> tuple[Stage, ...]:
+    def stages(self, run: RunInfo) -> tuple[Stage, ...]:
+        """The training stages, planned once the split is known (e.g. epochs converted to iterations)."""
         return (Stage(),)
 
     def optimizers(self, main: OptimizerSpec) -> dict[str, OptimizerSpec]:
@@ -133,6 +186,13 @@ class Method(nn.Module):
         Returns the detached loss terms to log (scalars).
         """
         raise NotImplementedError
+
+    def on_stage_start(self, ctx: StepContext) -> None:
+        """Called before the first iteration of every stage (``ctx.iteration == 0``, ``ctx.stage`` the new
+        stage), after the previous stage's selected checkpoint was restored; also when a run resumes exactly
+        at that boundary, so it must depend only on the weights, the data and the torch RNG, which the
+        harness seeds from (seed, stage). A teacher initialised from the student belongs here.
+        """
 
     def after_step(self, ctx: StepContext) -> None:
         """Called after each outer iteration (EMA teachers and the like)."""

@@ -10,13 +10,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from methods.base import TrainingData
+
 from ..errors import TrainingDiverged
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class HarnessContext:
-    """Implements ``StepContext``; the trainer updates ``iteration`` and ``stage`` before every step."""
+    """Implements ``StepContext``; the trainer updates ``iteration`` and ``stage`` before every step and sets
+    ``data`` (the run's training volumes) once they are loaded."""
 
     def __init__(self, optimizers: Mapping[str, torch.optim.Optimizer], device: torch.device, amp: str) -> None:
         self.optimizers = dict(optimizers)
@@ -25,6 +28,7 @@ class HarnessContext:
         self.iteration = 0
         self.max_iterations = 0
         self.stage = ""
+        self.data = TrainingData([], [])
         enabled = amp == "fp16" and device.type == "cuda"
         self.scalers = {name: torch.amp.GradScaler(device.type, enabled=enabled) for name in self.optimizers}
         self.steps = dict.fromkeys(self.optimizers, 0)

@@ -2,9 +2,16 @@
 
 Everything random in an outer iteration is a function of (seed, stage, iteration): the batch and its
 augmentation (:class:`~benchmarks.data.batches.TrainBatches`) and the torch generator, re-seeded before
-every iteration (dropout masks, method noise). A checkpoint therefore needs no RNG state to resume
-exactly: model, optimisers, grad scalers, stage and iteration suffice, and a run killed and resumed on
-the CPU in deterministic mode ends with bit-identical weights.
+every iteration (dropout masks, method noise) and before each stage's :meth:`~methods.base.Method.on_stage_start`.
+A checkpoint therefore needs no RNG state to resume exactly: model (with any method state such as
+teachers or pseudo-labels), optimisers, grad scalers, stage and iteration suffice, and a run killed and
+resumed on the CPU in deterministic mode ends with bit-identical weights, inside a stage or at a boundary.
+
+Multi-stage methods (:class:`~methods.base.Stage`): each stage has its own budget, batch composition,
+learning-rate mode and optimiser hand-over. A stage that starts (at iteration 0, also on a resume at the
+boundary) first restores the previous stage's best checkpoint when that stage ``select_best``-s under
+held-out selection (``checkpoint_best_<stage>.pt``; the last stage's best is ``checkpoint_best.pt``),
+then resets optimiser state if asked, then calls ``on_stage_start``.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import yaml
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from methods.base import Batch, OptimizerSpec, Options, Stage
+from methods.base import Batch, OptimizerSpec, Options, RunInfo, Stage, TrainingData
 
 from ..config import RunConfig, config_hash
 from ..config.coerce import to_dict
@@ -90,7 +97,7 @@ class Trainer:
         self.specs = self.method.optimizers(main)
         self.optimizers = {name: _make_optimizer(spec) for name, spec in self.specs.items()}
         self.ctx = HarnessContext(self.optimizers, self.device, config.amp)
-        self.stages = self.method.stages()
+        self.stages: tuple[Stage, ...] = ()
         self.best: dict[str, float] = {}
 
     # ----------------------------------------------------------------- public
@@ -99,12 +106,15 @@ class Trainer:
         config = self.config
         prepare_run_dir(self.run_dir, config)
         split = load_split(config)
+        self.stages = self._plan(RunInfo(len(split.labeled), len(split.unlabeled), config.iterations, config.budget))
         need_unlabeled = any(self._batch_sizes(s)[1] > 0 for s in self.stages)
         cases = load_training_cases(config, split, need_unlabeled, self.progress)
+        self.ctx.data = TrainingData([(c.image, c.label) for c in cases.labeled], [c.image for c in cases.unlabeled])
         write_json(self.run_dir / "split.json", dataclasses.asdict(split))
         stage_index, start = self._resume()
         write_json(self.run_dir / "provenance.json", {
             "config_hash": config_hash(config), "seed": config.seed, "method": config.method,
+            "stages": [{"name": s.name, "iterations": self._iterations(s)} for s in self.stages],
             "resumed_from": {"stage": stage_index, "iteration": start} if (stage_index or start) else None,
             **provenance(self.device),
         })
@@ -112,19 +122,63 @@ class Trainer:
         log = CsvLog(self.run_dir / "log.csv", keep=lambda row: _position(row) < position)
         val_log = CsvLog(self.run_dir / "val.csv", keep=lambda row: _position(row) < position)
         for index in range(stage_index, len(self.stages)):
-            self._run_stage(index, start if index == stage_index else 0, cases, log, val_log)
+            first = start if index == stage_index else 0
+            if first == 0:
+                self._start_stage(index)
+            self._run_stage(index, first, cases, log, val_log)
         final = self.run_dir / FINAL
         save_checkpoint(final, self._state(len(self.stages), 0))
         return final
 
     # ---------------------------------------------------------------- helpers
+    def _plan(self, run: RunInfo) -> tuple[Stage, ...]:
+        try:
+            stages = tuple(self.method.stages(run))
+        except ValueError as exc:  # e.g. a split too small for the method's epoch structure
+            raise ConfigError(f"method {self.config.method!r}: {exc}") from None
+        names = [s.name for s in stages]
+        if not stages or len(set(names)) != len(names):
+            raise ConfigError(f"method {self.config.method!r} declares stages {names}; "
+                              "need at least one, with unique names")
+        for stage in stages:
+            if stage.iterations is not None and stage.iterations <= 0:
+                raise ConfigError(f"stage {stage.name!r} of method {self.config.method!r} has {stage.iterations} "
+                                  "iterations; it needs at least one")
+        return stages
+
     def _batch_sizes(self, stage: Stage) -> tuple[int, int]:
         labeled = stage.labeled_bs if stage.labeled_bs is not None else self.config.labeled_bs
         unlabeled = stage.unlabeled_bs if stage.unlabeled_bs is not None else self.config.unlabeled_bs
         return labeled, unlabeled
 
     def _iterations(self, stage: Stage) -> int:
-        return stage.iterations if stage.iterations is not None else self.config.iterations
+        """The stage's budget, capped by the run's ``iterations``."""
+        run = self.config.iterations
+        return run if stage.iterations is None else min(stage.iterations, run)
+
+    def _best_path(self, index: int) -> Path:
+        last = index == len(self.stages) - 1
+        return self.run_dir / (BEST if last else f"checkpoint_best_{self.stages[index].name}.pt")
+
+    def _start_stage(self, index: int) -> None:
+        """Hand-over into stage ``index``: restore the previous stage's selection, reset optimisers, hook."""
+        config, stage, ctx = self.config, self.stages[index], self.ctx
+        previous = self.stages[index - 1] if index else None
+        if previous is not None and previous.select_best and config.selection == "heldout":
+            path = self._best_path(index - 1)
+            if path.is_file():
+                state = load_checkpoint(path, config.method, architecture(config))
+                self.method.load_state_dict(state["method_state"])
+                for name, opt in self.optimizers.items():
+                    opt.load_state_dict(state["optimizers"][name])
+        if stage.reset_optimizers:
+            for opt in self.optimizers.values():
+                opt.state.clear()
+        self.best = {}
+        ctx.stage, ctx.iteration, ctx.max_iterations = stage.name, 0, self._iterations(stage)
+        torch.manual_seed(int(rng(config.seed, "torch", stage.name, "start").integers(2**62)))
+        self.method.train()
+        self.method.on_stage_start(ctx)
 
     def _loader(self, index: int, start: int, cases: TrainingCases) -> DataLoader:
         config, stage = self.config, self.stages[index]
@@ -148,9 +202,10 @@ class Trainer:
         for item in self._loader(index, start, cases):
             iteration = int(item["iteration"])
             ctx.iteration = iteration
-            lrs = self._set_learning_rates(iteration, total)
+            lrs = self._set_learning_rates(iteration, total, stage.constant_lr)
             torch.manual_seed(int(rng(config.seed, "torch", stage.name, iteration).integers(2**62)))
-            batch = Batch(item["image"].to(self.device, non_blocking=True), item["label"].to(self.device, non_blocking=True))
+            image, label = (item[k].to(self.device, non_blocking=True) for k in ("image", "label"))
+            batch = Batch(image, label, item["labeled_index"], item["unlabeled_index"])
             self.method.train()
             try:
                 terms = self.method.training_step(ctx, batch)
@@ -169,26 +224,29 @@ class Trainer:
                 val_log.write({"stage": stage.name, "stage_index": index, "iteration": iteration, "dice": dice})
                 if dice >= self.best.get("dice", -1.0):
                     self.best = {"dice": dice, "stage_index": index, "iteration": done}
-                    save_checkpoint(self.run_dir / BEST, self._state(index, done))
+                    save_checkpoint(self._best_path(index), self._state(index, done))
                 bar.set_postfix(val_dice=f"{dice:.2f}", best=f"{self.best['dice']:.2f}")
             if done % config.checkpoint_every == 0 or done == total:
                 save_checkpoint(self.run_dir / LATEST, self._state(index + (done == total), 0 if done == total else done))
         bar.close()
 
-    def _set_learning_rates(self, iteration: int, total: int) -> dict[str, float]:
+    def _set_learning_rates(self, iteration: int, total: int, constant: bool) -> dict[str, float]:
         lrs = {}
         for name, opt in self.optimizers.items():
             spec = self.specs[name]
-            lr = learning_rate(spec.lr, iteration, total, self.config.schedule) if spec.scheduled else spec.lr
+            scheduled = spec.scheduled and not constant
+            lr = learning_rate(spec.lr, iteration, total, self.config.schedule) if scheduled else spec.lr
             for group in opt.param_groups:
                 group["lr"] = lr
             lrs[f"lr_{name}"] = lr
         return lrs
 
     def _validation_due(self, index: int, done: int, total: int) -> bool:
-        """Held-out validation every ``val_every`` iterations of the last stage, from ``val_start`` of it."""
+        """Held-out validation every ``val_every`` iterations of the last stage and of every ``select_best``
+        stage, from ``val_start`` of the stage."""
         config = self.config
-        return (config.selection == "heldout" and index == len(self.stages) - 1
+        selects = index == len(self.stages) - 1 or self.stages[index].select_best
+        return (config.selection == "heldout" and selects
                 and done % config.val_every == 0 and done >= config.val_start * total)
 
     @torch.no_grad()
