@@ -17,7 +17,8 @@ Linear                    ``in_features`` per output element, + 1 per output ele
 Dropout*, Identity        0 (no rule needed: thop charges nothing for modules without one)
 ========================  ===============================================================================
 
-Functional operations (skip additions, concatenations, ``F.*`` calls) are not counted. Other module types
+Functional operations (skip additions, concatenations, ``F.*`` calls) are not counted, except in modules
+that count themselves with a ``macs(inputs, output) -> int`` method (ASE-Net's dynamic convolution). Other module types
 fall back to thop's own rules. The model is profiled as a deep copy, so thop's hooks and its
 ``total_ops``/``total_params`` buffers never touch the caller's module.
 """
@@ -62,7 +63,8 @@ def count_macs(
     wrapper = _Forward(copy.deepcopy(model), forward or (lambda m, x: m(x)))
     param = next(model.parameters(), None)
     x = torch.zeros(input_shape, device=param.device if param is not None else "cpu")
-    macs, _ = thop.profile(wrapper, inputs=(x,), custom_ops=_RULES, verbose=False)
+    own = {type(m): _own_rule for m in wrapper.modules() if callable(getattr(m, "macs", None))}
+    macs, _ = thop.profile(wrapper, inputs=(x,), custom_ops={**_RULES, **own}, verbose=False)
     return int(round(macs))
 
 
@@ -74,6 +76,11 @@ class _Forward(nn.Module):
 
     def forward(self, x: Tensor) -> Any:
         return self.call(self.model, x)
+
+
+def _own_rule(m: nn.Module, x: tuple[Tensor, ...], y: Tensor) -> None:
+    """Modules that compute functionally (e.g. per-sample dynamic convolutions) count themselves: ``m.macs``."""
+    _add(m, m.macs(x, y))
 
 
 def _add(module: nn.Module, macs: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from torch import nn
 
 from benchmarks.report.complexity import count_macs, count_params
@@ -47,3 +48,14 @@ def test_custom_forward_and_frozen_params() -> None:
     assert count_params(net) == 4
     assert count_macs(net, (1, 1, 2, 2, 2), forward=lambda m, x: m["b"](x)) == 2 * 8
     assert "total_ops" not in dict(net.named_buffers())
+
+
+def test_modules_that_count_themselves_are_counted() -> None:
+    class Functional(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.conv3d(x, torch.ones(1, 1, 3, 3, 3), padding=1)
+
+        def macs(self, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> int:
+            return 27 * output.numel()
+
+    assert count_macs(Functional(), (1, 1, 4, 4, 4)) == 27 * 64
