@@ -6,7 +6,7 @@ A method is one module defining a :class:`~methods.base.Method` subclass decorat
 
 from __future__ import annotations
 
-from .base import Batch, Method, OptimizerSpec, Options, Stage, StepContext
+from .base import Batch, Method, OptimizerSpec, Options, RunInfo, Stage, StepContext, TrainingData
 
 _REGISTRY: dict[str, type[Method]] = {}
 
@@ -44,8 +44,10 @@ __all__ = [
     "Method",
     "OptimizerSpec",
     "Options",
+    "RunInfo",
     "Stage",
     "StepContext",
+    "TrainingData",
     "UnknownMethodError",
     "available_methods",
     "get_method",

@@ -53,7 +53,6 @@ format for both stages; test-time LCC (on in BCP's published LA numbers) is the 
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -244,7 +243,7 @@ class BCP(Method):
 
     def after_step(self, ctx: StepContext) -> None:
         if ctx.stage == "self_train":
-            update_ema(self.teacher, self.student, self.options.ema_decay, step=sys.maxsize)  # no warm-up
+            update_ema(self.teacher, self.student, self.options.ema_decay, step=None)
 
     def predict(self, x: Tensor) -> Tensor:
         return self._logits(self.student, x)

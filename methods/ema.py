@@ -17,14 +17,14 @@ def make_teacher(student: nn.Module) -> nn.Module:
 
 
 @torch.no_grad()
-def update_ema(teacher: nn.Module, student: nn.Module, decay: float, step: int) -> float:
+def update_ema(teacher: nn.Module, student: nn.Module, decay: float, step: int | None = None) -> float:
     """``theta' <- a theta' + (1 - a) theta`` with ``a = min(1 - 1 / (step + 1), decay)``; returns ``a``.
 
     As in the official code (``yulequan/UA-MT``), only parameters are averaged: the teacher's BatchNorm
     buffers come from its own forward passes. ``step`` is the 0-based count of updates so far, which makes
-    the first update copy the student.
+    the first update copy the student; ``step=None`` skips that warm-up (``a = decay`` throughout, BCP).
     """
-    alpha = min(1.0 - 1.0 / (step + 1), decay)
+    alpha = decay if step is None else min(1.0 - 1.0 / (step + 1), decay)
     for t, s in zip(teacher.parameters(), student.parameters(), strict=True):
         t.mul_(alpha).add_(s.detach(), alpha=1.0 - alpha)
     return alpha
