@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
+from fakes import FakeContext
 from torch import nn
 
 import methods
@@ -32,16 +33,13 @@ def make(overrides: dict | None = None, filters: int = 4) -> methods.Method:
     return methods.get_method("asenet")(options, filters=filters)
 
 
-class Ctx:
-    """Fake StepContext: back-propagates each step and records who got gradients and in which mode."""
+class Ctx(FakeContext):
+    """FakeContext that back-propagates each step (updating nothing) and records, as a dict per step, who got
+    gradients and in which mode."""
 
     def __init__(self, method: methods.Method, iteration: int = 0) -> None:
-        self.method, self.iteration, self.max_iterations = method, iteration, 6000
-        self.stage, self.device = "train", torch.device("cpu")
-        self.steps: list[dict] = []
-
-    def autocast(self):
-        return torch.autocast("cpu", enabled=False)
+        super().__init__(iteration, max_iterations=6000)
+        self.method = method
 
     def step(self, loss, optimizer="main", terms=None):
         m = self.method

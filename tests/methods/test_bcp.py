@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fakes import FakeContext
 
 import methods
 from benchmarks.config import load_config
@@ -24,19 +25,6 @@ from methods.volume_ops import largest_component
 def make(filters: int = 4, **options):
     _, opts = load_config({"method": "bcp", "options": options})
     return methods.get_method("bcp")(opts, filters=filters)
-
-
-class Ctx:
-    iteration, max_iterations, device = 0, 10, torch.device("cpu")
-
-    def __init__(self, stage: str, data: TrainingData | None = None) -> None:
-        self.stage, self.data, self.taken = stage, data or TrainingData([], []), []
-
-    def autocast(self):
-        return torch.autocast("cpu", enabled=False)
-
-    def step(self, loss, optimizer="main", terms=None):
-        self.taken.append((optimizer, float(loss.detach())))
 
 
 def test_networks_have_the_contractual_parameter_counts() -> None:
@@ -95,7 +83,8 @@ def test_bidirectional_mixing_of_images_and_labels(recipe: str, monkeypatch: pyt
     monkeypatch.setattr(method, "pseudo_label", lambda x: torch.full((len(x), *shape), int(x.mean()) + 2))  # 5 / 6
     monkeypatch.setattr(bcp, "mix_loss",
                         lambda logits, i, o, m, wi, wo: losses.append((i, o, m, wi, wo)) or logits.sum() * 0)
-    method.training_step(Ctx("self_train", data), Batch(image, label, unlabeled_index=unlabeled_index))
+    method.training_step(FakeContext(stage="self_train", data=data),
+                         Batch(image, label, unlabeled_index=unlabeled_index))
 
     cube = losses[0][2] == 0
     assert cube.sum() == 21 * 21 * 10
@@ -119,13 +108,13 @@ def test_pretraining_mixes_the_two_labeled_pairs(monkeypatch: pytest.MonkeyPatch
     seen = []
     method.student.register_forward_pre_hook(lambda m, args: seen.append(args[0].clone()))
     monkeypatch.setattr(bcp, "soft_dice_loss", lambda logits, target: seen.append(target) or logits.sum() * 0)
-    ctx = Ctx("pretrain")
+    ctx = FakeContext(stage="pretrain")
     out = method.training_step(ctx, Batch(image, label))
     mixed, target = seen
     assert mixed.shape == (2, 1, *shape)
     assert torch.equal(target, (mixed[:, 0] == 1).long())  # Y_a where X_a was kept, Y_b in the cube
     assert (mixed == 2).sum() == 2 * 10 * 10 * 10
-    assert set(out) == {"loss", "ce", "dice"} and ctx.taken == [("main", pytest.approx(out["loss"].item()))]
+    assert set(out) == {"loss", "ce", "dice"} and ctx.steps == [("main", pytest.approx(out["loss"].item()))]
 
 
 def test_pseudo_labels_keep_the_largest_component() -> None:
@@ -158,14 +147,14 @@ def test_stage_plans_and_teacher_hand_over() -> None:
     with torch.no_grad():
         for p in la.student.parameters():
             p.add_(1.0)
-    la.on_stage_start(Ctx("self_train"))
+    la.on_stage_start(FakeContext(stage="self_train"))
     for (k, s), t in zip(la.student.state_dict().items(), la.teacher.state_dict().values()):
         assert torch.equal(s, t), k
     before = [p.clone() for p in la.teacher.parameters()]
     with torch.no_grad():
         for p in la.student.parameters():
             p.add_(1.0)
-    la.after_step(Ctx("self_train"))
+    la.after_step(FakeContext(stage="self_train"))
     for b, t, s in zip(before, la.teacher.parameters(), la.student.parameters()):
         assert torch.allclose(t, 0.99 * b + 0.01 * s)  # constant 0.99, no warm-up
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from fakes import FakeContext
 
 import methods
 from benchmarks.config import load_config, resolve_options
@@ -19,28 +19,6 @@ from benchmarks.train.checkpoint import save_checkpoint
 from benchmarks.train.trainer import FINAL, Trainer, prepare_run_dir
 from methods.dtc import DTC, sdf_to_mask
 from methods.sdf import shape_losses
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-class Ctx:
-    iteration, max_iterations, stage, device = 0, 6000, "train", torch.device("cpu")
-
-    def __init__(self, iteration: int = 0) -> None:
-        self.iteration = iteration
-        self.steps: list[tuple[str, float]] = []
-
-    def autocast(self) -> Any:
-        return torch.autocast("cpu", enabled=False)
-
-    def step(self, loss: torch.Tensor, optimizer: str = "main", terms: Any = None) -> None:
-        self.steps.append((optimizer, loss.item()))
 
 
 def make(**options: Any) -> DTC:
@@ -82,7 +60,7 @@ def test_consistency_covers_labeled_and_unlabeled_rows() -> None:
     image = torch.zeros(4, 1, 8, 8, 8)
     label = torch.zeros(2, 8, 8, 8, dtype=torch.long)
     label[:, 2:6, 2:6, 2:6] = 1
-    ctx = Ctx(iteration=6000)
+    ctx = FakeContext(iteration=6000, max_iterations=6000)
     out = method.training_step(ctx, methods.Batch(image, label))
     # labeled rows: (1 - 0.5)^2 = 0.25; unlabeled rows: (0 - 1)^2 = 1; mean over the four rows
     assert out["consistency"].item() == pytest.approx((2 * 0.25 + 2 * 1.0) / 4, abs=1e-6)
@@ -99,7 +77,8 @@ def test_consistency_weight_ramps_and_gradients_reach_both_heads() -> None:
     method = make()
     g = torch.Generator().manual_seed(1)
     image = torch.randn(4, 1, 16, 16, 16, generator=g)
-    out = method.training_step(Ctx(iteration=750), methods.Batch(image, (image[:2, 0] > 0.5).long()))
+    ctx = FakeContext(iteration=750, max_iterations=6000)
+    out = method.training_step(ctx, methods.Batch(image, (image[:2, 0] > 0.5).long()))
     assert out["consistency_weight"].item() == pytest.approx(math.exp(-5 * (1 - 5 / 40) ** 2))
     sdf, seg = method.net(image)
     ((sdf_to_mask(sdf) - torch.sigmoid(seg)) ** 2).mean().backward()

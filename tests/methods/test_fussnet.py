@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fakes import FakeContext
 from torch import Tensor, nn
 
 import methods
@@ -26,19 +27,6 @@ from methods.nets.aleatoric import antithetic_samples
 def make(filters: int = 4, **options):
     _, opts = load_config({"method": "fussnet", "options": options})
     return methods.get_method("fussnet")(opts, filters=filters)
-
-
-class Ctx:
-    max_iterations, device = 10, torch.device("cpu")
-
-    def __init__(self, stage: str, data: TrainingData, iteration: int = 0) -> None:
-        self.stage, self.data, self.iteration = stage, data, iteration
-
-    def autocast(self):
-        return torch.autocast("cpu", enabled=False)
-
-    def step(self, loss, optimizer="main", terms=None):
-        pass
 
 
 def logits_of(fg: list[float]) -> Tensor:
@@ -99,7 +87,7 @@ def test_certain_uncertain_partition_and_losses_by_hand() -> None:
     method, data = stubbed_method()
     batch = Batch(torch.zeros(4, 1, 4, 1, 1), torch.tensor([1, 1, 0, 0]).reshape(1, 4, 1, 1).repeat(2, 1, 1, 1),
                   torch.tensor([0, 1]), torch.tensor([0, 1]))
-    terms = method.training_step(Ctx("self_train", data), batch)
+    terms = method.training_step(FakeContext(stage="self_train", data=data), batch)
 
     assert method.pseudo is not None and method.pseudo.shape == (2, 2, 4, 1, 1)
     assert method.pseudo[0, 0].flatten().tolist() == PSEUDO
@@ -162,7 +150,7 @@ def test_stage_hand_over_refresh_schedule_and_resumable_pseudo_labels(monkeypatc
     with torch.no_grad():
         for p in method.net.parameters():
             p.add_(1.0)
-    method.on_stage_start(Ctx("self_train", TrainingData([], [])))
+    method.on_stage_start(FakeContext(stage="self_train", data=TrainingData([], [])))
     pairs = zip(method.net.state_dict().values(), method.teacher.state_dict().values())
     assert all(torch.equal(s, t) for s, t in pairs)
 
@@ -174,7 +162,7 @@ def test_stage_hand_over_refresh_schedule_and_resumable_pseudo_labels(monkeypatc
     batch = Batch(torch.zeros(4, 1, 4, 1, 1), torch.zeros(2, 4, 1, 1, dtype=torch.long), torch.tensor([0, 1]),
                   torch.tensor([1, 0]))
     for iteration in (0, 1, 9, 10, 11, 20):  # one pseudo-labeled step per epoch here: refresh every 10 epochs
-        stubbed.training_step(Ctx("self_train", data, iteration), batch)
+        stubbed.training_step(FakeContext(iteration, stage="self_train", data=data), batch)
     assert refreshed == [0, 10, 20]
 
     fresh = make()

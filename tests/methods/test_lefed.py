@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from fakes import FakeContext
 
 import methods
 from benchmarks.config import load_config, parse_sets, resolve_options
-from benchmarks.config.coerce import to_dict
 from benchmarks.errors import ConfigError
 from benchmarks.evaluate.inference import predict_mask, sliding_window
 from benchmarks.evaluate.metrics import case_metrics
@@ -27,35 +26,6 @@ from methods.lefed import ABLATIONS, DS_WEIGHTS, LeFeD, LeFeDOptions, deep_super
 from methods.losses import cross_entropy, dice_loss, softmax_mse
 from methods.nets.lefed import LeFeDNet, SideHeads
 from methods.nets.vnet import VNet
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny 3D convolutions run fastest on one thread, and do not stall when the CPU is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-class Ctx:
-    """A fake StepContext that counts steps and, given an optimiser, takes them."""
-
-    iteration, max_iterations, stage, device = 0, 10, "train", torch.device("cpu")
-
-    def __init__(self, optimizer: torch.optim.Optimizer | None = None) -> None:
-        self.optimizer = optimizer
-        self.losses: list[float] = []
-
-    def autocast(self) -> Any:
-        return torch.autocast("cpu", enabled=False)
-
-    def step(self, loss: torch.Tensor, optimizer: str = "main", terms: Any = None) -> None:
-        self.losses.append(loss.item())
-        if self.optimizer is not None:
-            self.optimizer.zero_grad()
-            loss.backward()
-            self.optimizer.step()
 
 
 def make(**options: Any) -> LeFeD:
@@ -129,11 +99,11 @@ def test_table_iv_rows_switch_on_exactly_their_loss_terms() -> None:
     for row, (il, dl, ds, scales) in TABLE_IV.items():
         o = resolve_options(LeFeD, {"ablation": row})
         assert (o.feedback, o.different_losses, o.deep_supervision, o.scales) == (il, dl, ds, scales), row
-        ctx = Ctx()
+        ctx = FakeContext()
         terms = make(ablation=row).training_step(ctx, batch())
         expected = {"loss", "dice_a", "ce_b" if dl else "dice_b", "mse", *["ds"] * ds, *["feedback_abs"] * il}
         assert set(terms) == expected, row
-        assert len(ctx.losses) == (3 if il else 1), row
+        assert len(ctx.steps) == (3 if il else 1), row
         parts = sum(v for k, v in terms.items() if k not in ("loss", "feedback_abs"))
         assert terms["loss"].item() == pytest.approx(parts.item(), rel=1e-5), row
         assert all(not v.requires_grad and v.shape == () for v in terms.values())
@@ -145,13 +115,13 @@ def test_table_iv_rows_switch_on_exactly_their_loss_terms() -> None:
 ])
 def test_optimizer_steps_per_batch(options: dict[str, Any], steps: int) -> None:
     method = make(**options)
-    ctx = Ctx(torch.optim.SGD(method.parameters(), lr=0.01))
+    ctx = FakeContext(optimizers={"main": torch.optim.SGD(method.parameters(), lr=0.01)})
     before = [p.detach().clone() for p in method.net.encoder.parameters()]
     terms = method.training_step(ctx, batch())
-    assert len(ctx.losses) == steps
+    assert len(ctx.steps) == steps
     assert any(not torch.equal(a, p) for a, p in zip(before, method.net.encoder.parameters()))
     if options.get("steps_per_batch") == "once":
-        assert ctx.losses == [pytest.approx(terms["loss"].item())]
+        assert ctx.steps == [("main", pytest.approx(terms["loss"].item()))]
 
 
 def record_passes(method: LeFeD) -> tuple[list[Any], list[Any], list[Any]]:
@@ -175,7 +145,7 @@ def test_feedback_is_the_detached_discrepancy_of_the_previous_pass(options: dict
     o = method.options
     inputs, outs_a, outs_b = record_passes(method)
     data = batch()
-    method.training_step(Ctx(torch.optim.SGD(method.parameters(), lr=0.1)), data)
+    method.training_step(FakeContext(optimizers={"main": torch.optim.SGD(method.parameters(), lr=0.1)}), data)
     assert len(inputs) == o.t
     assert all(torch.equal(x, data.image) for x, _ in inputs)  # the same batch in every pass
     assert inputs[0][1] is None  # pass 1 has no feedback
@@ -203,7 +173,7 @@ def test_without_feedback_every_pass_equals_a_plain_pass(options: dict[str, Any]
     data = batch()
     plain_a, plain_b = method.net(data.image)  # one pass without feedback
     _, outs_a, outs_b = record_passes(method)
-    method.training_step(Ctx(), data)  # no optimiser: the weights stay fixed
+    method.training_step(FakeContext(), data)  # no optimiser: the weights stay fixed
     assert len(outs_a) == 3
     for a, b in zip(outs_a, outs_b):
         assert torch.equal(a.logits, plain_a.logits) and torch.equal(b.logits, plain_b.logits)
@@ -212,7 +182,7 @@ def test_without_feedback_every_pass_equals_a_plain_pass(options: dict[str, Any]
 def test_feedback_changes_later_passes() -> None:
     method = make(encoder_dropout=0.0, decoder_dropout=0.0, **{"lambda": 1.0})
     _, outs_a, _ = record_passes(method)
-    method.training_step(Ctx(), batch())
+    method.training_step(FakeContext(), batch())
     assert not torch.equal(outs_a[0].logits, outs_a[1].logits)
 
 
@@ -266,7 +236,7 @@ def test_loss_terms_follow_equations_1_to_4() -> None:
     y = data.label
     for variant in ("paper", "official"):
         method = make(variant=variant, feedback=False, encoder_dropout=0.0, decoder_dropout=0.0)
-        terms = method.training_step(Ctx(), data)
+        terms = method.training_step(FakeContext(), data)
         a, b = method.net(data.image, gating=method.options.b_gating)
         side = method.net.side_heads([s[:2] for s in a.stages])
         assert terms["dice_a"].item() == pytest.approx(dice_loss(a.logits[:2].softmax(1)[:, 1], y).item(), rel=1e-5)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from fakes import FakeContext
 
 import methods
 from benchmarks.cli import main
@@ -20,20 +21,6 @@ from benchmarks.train.trainer import FINAL, prepare_run_dir
 from methods.losses import consistency_weight
 from methods.mcnet_plus import mutual_consistency, sharpen
 from methods.nets.mcnet import MultiDecoderVNet
-
-
-class FakeContext:
-    max_iterations, stage, device = 10, "train", torch.device("cpu")
-
-    def __init__(self, iteration: int = 0) -> None:
-        self.iteration = iteration
-        self.taken: list[tuple[str, float]] = []
-
-    def autocast(self):
-        return torch.autocast("cpu", enabled=False)
-
-    def step(self, loss, optimizer="main", terms=None):
-        self.taken.append((optimizer, loss.item()))
 
 
 def _method(**options) -> methods.Method:
@@ -94,7 +81,7 @@ def test_training_step_combines_the_terms_with_the_t_plus_1_ramp() -> None:
     weight = consistency_weight(150, 1.0)
     assert weight == pytest.approx(math.exp(-5 * (1 - 1 / 40) ** 2))
     assert out["loss"].item() == pytest.approx(0.5 * out["dice"].item() + weight * out["mc"].item())
-    assert ctx.taken == [("main", pytest.approx(out["loss"].item()))]
+    assert ctx.steps == [("main", pytest.approx(out["loss"].item()))]
 
 
 def test_prediction_from_decoder_1_or_the_mean_probability() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from fakes import FakeContext
 
 import methods
 from benchmarks.config import load_config, resolve_options
@@ -26,26 +26,13 @@ from methods.sassnet import SASSNet, adversarial_weight
 from methods.sdf import shape_losses, signed_distance, signed_distance_batch
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-class Ctx:
-    """A fake StepContext: back-propagates each step's loss and records, per step, which modules got
+class Ctx(FakeContext):
+    """FakeContext that back-propagates each step's loss and records, per step, which modules got
     gradients (without updating anything)."""
 
-    max_iterations, stage, device = 6000, "train", torch.device("cpu")
-
     def __init__(self, method: SASSNet, iteration: int = 0) -> None:
-        self.method, self.iteration = method, iteration
-        self.steps: list[tuple[str, float, bool, bool]] = []
-
-    def autocast(self) -> Any:
-        return torch.autocast("cpu", enabled=False)
+        super().__init__(iteration, max_iterations=6000)
+        self.method = method
 
     def step(self, loss: torch.Tensor, optimizer: str = "main", terms: Any = None) -> None:
         self.method.zero_grad(set_to_none=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from fakes import FakeContext
 
 import methods
 from benchmarks.cli import main
@@ -27,20 +28,6 @@ from methods.ssnet import (
     unit_normalize,
 )
 from methods.wu_losses import binary_dice_loss
-
-
-class FakeContext:
-    max_iterations, stage, device = 10, "train", torch.device("cpu")
-
-    def __init__(self, iteration: int = 0) -> None:
-        self.iteration = iteration
-        self.taken: list[tuple[str, float]] = []
-
-    def autocast(self):
-        return torch.autocast("cpu", enabled=False)
-
-    def step(self, loss, optimizer="main", terms=None):
-        self.taken.append((optimizer, loss.item()))
 
 
 def _method(**options) -> methods.Method:
@@ -196,7 +183,7 @@ def test_training_step_combines_the_terms_with_the_t_plus_1_ramp() -> None:
     assert weight == pytest.approx(math.exp(-5 * (1 - 1 / 40) ** 2))
     expected = out["dice"] + weight * (out["lds"] + 0.1 * (out["cs_l"] + out["cs_u"]))
     assert out["loss"].item() == pytest.approx(expected.item())
-    assert ctx.taken == [("main", pytest.approx(out["loss"].item()))]
+    assert ctx.steps == [("main", pytest.approx(out["loss"].item()))]
     assert method.prototype_counts[0] == 0 and method.prototype_counts[1] > 0
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from fakes import FakeContext
 
 import methods
 from benchmarks.config import load_config, resolve_options
@@ -19,30 +19,6 @@ from benchmarks.train.checkpoint import save_checkpoint
 from benchmarks.train.trainer import FINAL, Trainer, prepare_run_dir
 from methods.losses import cross_entropy, dice_loss
 from methods.uamt import UAMT, entropy_threshold, masked_consistency, predictive_entropy
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-class Ctx:
-    """A fake StepContext recording the steps (optimiser name, loss) it is asked to take."""
-
-    max_iterations, stage, device = 6000, "train", torch.device("cpu")
-
-    def __init__(self, iteration: int = 0) -> None:
-        self.iteration = iteration
-        self.steps: list[tuple[str, float]] = []
-
-    def autocast(self) -> Any:
-        return torch.autocast("cpu", enabled=False)
-
-    def step(self, loss: torch.Tensor, optimizer: str = "main", terms: Any = None) -> None:
-        self.steps.append((optimizer, loss.item()))
 
 
 def make(**options: Any) -> UAMT:
@@ -120,7 +96,7 @@ def test_teacher_passes_and_total_loss(options: dict[str, Any], teacher_batches:
     method = make(**options)
     seen: list[int] = []
     method.teacher.register_forward_hook(lambda m, args, out: seen.append(args[0].shape[0]))
-    ctx = Ctx(iteration=3000)
+    ctx = FakeContext(iteration=3000, max_iterations=6000)
     out = method.training_step(ctx, batch())
     assert seen == teacher_batches
     assert method.teacher.training  # MC dropout: the teacher stays in training mode
@@ -138,7 +114,7 @@ def test_supervised_terms_use_the_labeled_rows_only() -> None:
     method = make(uncertainty_threshold="none")
     b = batch()
     torch.manual_seed(5)
-    out = method.training_step(Ctx(), b)
+    out = method.training_step(FakeContext(max_iterations=6000), b)
     torch.manual_seed(5)
     logits = method.student(b.image)
     assert out["ce"].item() == pytest.approx(cross_entropy(logits[:2], b.label).item(), rel=1e-5)
@@ -148,14 +124,7 @@ def test_supervised_terms_use_the_labeled_rows_only() -> None:
 def test_ema_copies_the_student_first_and_then_averages() -> None:
     method = make()
     opt = torch.optim.SGD(method.student.parameters(), lr=0.1)
-
-    class Stepping(Ctx):
-        def step(self, loss: torch.Tensor, optimizer: str = "main", terms: Any = None) -> None:
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-
-    ctx = Stepping(iteration=0)
+    ctx = FakeContext(iteration=0, max_iterations=6000, optimizers={"main": opt})
     method.training_step(ctx, batch())
     assert all(p.grad is None for p in method.teacher.parameters())
     method.after_step(ctx)  # t = 0: alpha = 0, the teacher becomes the student

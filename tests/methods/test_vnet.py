@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from fakes import FakeContext
 
 import methods
 from benchmarks.config import load_config
@@ -76,22 +77,12 @@ def test_registry_lists_vnet_and_complexity_reports_official_count() -> None:
 def test_supervised_loss_is_half_ce_plus_dice() -> None:
     _, options = load_config({"method": "vnet"})
     method = methods.get_method("vnet")(options, filters=4)
-    taken = []
-
-    class Ctx:
-        iteration, max_iterations, stage, device = 0, 10, "train", torch.device("cpu")
-
-        def autocast(self):
-            return torch.autocast("cpu", enabled=False)
-
-        def step(self, loss, optimizer="main", terms=None):
-            taken.append((optimizer, loss.item()))
-
     image = torch.randn(2, 1, 32, 32, 16)
     label = (image[:, 0] > 0).long()
-    out = method.training_step(Ctx(), methods.Batch(image, label))
+    ctx = FakeContext()
+    out = method.training_step(ctx, methods.Batch(image, label))
     assert out["loss"].item() == pytest.approx(0.5 * (out["ce"].item() + out["dice"].item()))
-    assert taken == [("main", pytest.approx(out["loss"].item()))]
+    assert ctx.steps == [("main", pytest.approx(out["loss"].item()))]
 
 
 def test_ema_update_by_hand() -> None:
