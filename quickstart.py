@@ -13,7 +13,6 @@ empty string to keep a torch that is already installed).
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -50,12 +49,12 @@ def setup() -> None:
 
 
 def demo() -> None:
-    """The default Snakemake workflow on the embedded synthetic data, then its summary."""
+    """The default Snakemake workflow (the demo suite on synthetic data), then its main table."""
     run(BIN / "snakemake", "--cores", os.environ.get("SSLBENCH_CORES", "all"), *sys.argv[2:])
-    for summary in sorted(ROOT.glob("results/demo/*/eval/summary.json")):
-        stats = json.loads(summary.read_text())
-        cells = "  ".join(f"{k} {stats[f'{k}_mean']:6.2f}" for k in ("dice", "jaccard", "asd", "hd95"))
-        print(f"{summary.parent.parent.name:12s} {cells}")
+    table = ROOT / "results" / "tables" / "demo" / "table_synthetic.md"
+    if table.is_file():
+        print(table.read_text())
+    print(f"tables: {table.parent}/  figures: {ROOT / 'figures' / 'demo'}/")
 
 
 def test() -> None:

@@ -1,4 +1,4 @@
-"""``sslbench``: the suite's command line (methods, synth, train, evaluate, complexity)."""
+"""``sslbench``: the suite's command line (methods, synth, train, evaluate, complexity, predict, tables, figures)."""
 
 from __future__ import annotations
 
@@ -84,6 +84,40 @@ def cmd_complexity(args: argparse.Namespace) -> int:
     return 0
 
 
+def _suite(args: argparse.Namespace):
+    from .report.suites import load_suite
+
+    return load_suite(args.suite, data_root=args.data_root, skip_missing=args.skip_missing, only=args.datasets)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .report.predict import predict_cases, select_cases
+
+    cases = list(args.case or [])
+    if args.select_from:
+        cases += [c for c in select_cases(args.select_from, args.n_cases) if c not in cases]
+    if not cases:
+        raise SSLBenchError("give --case ID or --select-from PER_CASE.csv")
+    print(predict_cases(args.run_dir, cases, args.out))
+    return 0
+
+
+def cmd_tables(args: argparse.Namespace) -> int:
+    from .report.tables import build_tables
+
+    for path in build_tables(_suite(args), args.out, args.root):
+        print(path)
+    return 0
+
+
+def cmd_figures(args: argparse.Namespace) -> int:
+    from .report.figures import build_figures
+
+    for path in build_figures(_suite(args), args.out, args.root, args.complexity):
+        print(path)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sslbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -129,6 +163,31 @@ def _parser() -> argparse.ArgumentParser:
                    help="input size for MACs (default: 96 96 96, the paper's Fig. 7)")
     p.add_argument("--json", action="store_true", help='print {"params", "params_train", "macs"} as JSON')
     p.set_defaults(func=cmd_complexity)
+
+    p = sub.add_parser("predict", help="save a run's predictions of a few test cases (.npz, for Fig. 3)")
+    p.add_argument("run_dir", help="run directory written by `sslbench train`")
+    p.add_argument("--case", action="append", help="test case ID (repeatable)")
+    p.add_argument("--select-from", help="per_case.csv: take its median- and lowest-Dice cases")
+    p.add_argument("--n-cases", type=int, default=2, help="cases taken from --select-from (default: %(default)s)")
+    p.add_argument("--out", required=True, help="output .npz")
+    p.set_defaults(func=cmd_predict)
+
+    def suite_options(p: argparse.ArgumentParser, out: str) -> None:
+        p.add_argument("--suite", default="demo", help="suite name or YAML file (default: %(default)s)")
+        p.add_argument("--data-root", dest="data_root", default="data", help="root of real datasets (default: data)")
+        p.add_argument("--skip-missing", action="store_true", help="skip suite datasets that are not present")
+        p.add_argument("--datasets", nargs="+", help="restrict to these datasets")
+        p.add_argument("--root", default=".", help="directory holding results/ (default: .)")
+        p.add_argument("--out", default=out, help="output directory (default: %(default)s)")
+
+    p = sub.add_parser("tables", help="Tables I-VI of a suite (CSV, Markdown, LaTeX) from stored results")
+    suite_options(p, "results/tables/demo")
+    p.set_defaults(func=cmd_tables)
+
+    p = sub.add_parser("figures", help="the suite's figures (PNG, PDF, CSV) from stored results")
+    suite_options(p, "figures/demo")
+    p.add_argument("--complexity", default="results/complexity", help="complexity JSONs (default: %(default)s)")
+    p.set_defaults(func=cmd_figures)
     return parser
 
 

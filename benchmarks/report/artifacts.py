@@ -1,0 +1,46 @@
+"""File names of the tables and figures a suite produces (shared by the Snakefile and the builders)."""
+
+from __future__ import annotations
+
+from .suites import DATASET_TABLES, Suite
+
+
+def dataset_table_stem(dataset: str) -> str:
+    return DATASET_TABLES[dataset][1] if dataset in DATASET_TABLES else f"table_{dataset}"
+
+
+def _present(suite: Suite, block: str) -> bool:
+    spec = suite.spec.get(block)
+    names = {d["name"] for d in suite.datasets()}
+    return bool(spec) and any(s["dataset"] in names for s in spec["settings"])
+
+
+def table_stems(suite: Suite) -> list[str]:
+    stems = [dataset_table_stem(d["name"]) for d in suite.datasets()]
+    for block, stem in (("ablation", "table_IV_ablation"), ("t_sweep", "table_V_passes"),
+                        ("lambda_sweep", "table_VI_lambda")):
+        if _present(suite, block):
+            stems.append(stem)
+    return stems
+
+
+def table_names(suite: Suite) -> list[str]:
+    names = [f"{stem}.{ext}" for stem in table_stems(suite) for ext in ("csv", "md", "tex")]
+    return names + ["runs.csv", "cases.csv"]
+
+
+def figure_stems(suite: Suite) -> list[str]:
+    stems = ["fig7_complexity", "fig_training_curves"]
+    if _present(suite, "encodings"):
+        stems.append("fig5_encodings")
+    if _present(suite, "t_sweep"):
+        stems.append("fig_t_sweep")
+    if _present(suite, "lambda_sweep"):
+        stems.append("fig_lambda_sweep")
+    if suite.spec.get("qualitative") and "lefed" in suite.spec["methods"]:
+        stems.append("fig3_qualitative")
+    return stems
+
+
+def figure_names(suite: Suite) -> list[str]:
+    return [f"{stem}.{ext}" for stem in figure_stems(suite) for ext in ("png", "pdf", "csv")]

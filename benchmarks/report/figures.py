@@ -1,0 +1,246 @@
+"""Figures from stored run results (``tables.md`` sections 4-7), seaborn, PNG + PDF + CSV.
+
+- ``fig7_complexity``: parameters (trainable, inference) and MACs per method at 1x1x96^3 from
+  ``results/complexity/<method>.json`` (``sslbench complexity --json``).
+- ``fig5_encodings``: Dice/Jaccard/ASD/95HD per discrepancy encoding and setting (mean ± std over seeds).
+- ``fig_t_sweep`` / ``fig_lambda_sweep``: Tables V and VI as line plots.
+- ``fig_training_curves``: total loss per iteration (from ``log.csv``) of each table row.
+- ``fig3_qualitative``: image, ground truth and each method's prediction on the axial slice with the
+  largest ground-truth area (``predictions.npz`` written by ``sslbench predict``).
+Fig. 6 (LeFeD decoder features over training) needs feature snapshots written during training; the
+harness has no such callback yet, so it is not produced.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from .suites import ENCODING_LABELS, ROW_LABELS, Suite, _fmt_lambda
+from .tables import METRIC_HEADERS, METRICS, PAPER_CSV, Results, load_paper_values
+
+DPI = 110
+
+
+def _save(fig: plt.Figure, out: Path, stem: str, data: pd.DataFrame) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out / f"{stem}.png", dpi=DPI, bbox_inches="tight")
+    fig.savefig(out / f"{stem}.pdf", bbox_inches="tight")
+    plt.close(fig)
+    data.to_csv(out / f"{stem}.csv", index=False)
+
+
+def _title(suite: Suite, text: str) -> str:
+    return f"[demo] {text}" if suite.demo else text
+
+
+def fig_complexity(suite: Suite, out: Path, complexity_dir: Path) -> None:
+    rows = []
+    for method in sorted({r.method for r in suite.runs}):
+        path = complexity_dir / f"{method}.json"
+        data = json.loads(path.read_text())
+        rows.append({"method": method, "label": ROW_LABELS.get(method, "V-Net" if method == "vnet" else method),
+                     "params_train_M": data["params_train"] / 1e6, "params_inference_M": data["params"] / 1e6,
+                     "macs_G": data["macs"] / 1e9,
+                     # training-network MACs, when the complexity counter reports them (tables.md section 5)
+                     "macs_train_G": data["macs_train"] / 1e9 if "macs_train" in data else float("nan"),
+                     "source": str(path)})
+    df = pd.DataFrame(rows)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.45 * len(df) + 1.5), sharey=True)
+    long = df.melt(id_vars=["label"], value_vars=["params_train_M", "params_inference_M"], var_name="kind",
+                   value_name="M")
+    long["kind"] = long["kind"].map({"params_train_M": "params_train (everything optimised)",
+                                     "params_inference_M": "params (segmenter)"})
+    sns.barplot(long, y="label", x="M", hue="kind", ax=axes[0])
+    axes[0].set(xlabel="parameters (M)", ylabel="")
+    macs = df.melt(id_vars=["label"], value_vars=["macs_G", "macs_train_G"], var_name="kind", value_name="G").dropna()
+    macs["kind"] = macs["kind"].map({"macs_G": "macs (sslbench complexity)", "macs_train_G": "training network"})
+    sns.barplot(macs, y="label", x="G", hue="kind", ax=axes[1], palette=["C2", "C3"][: macs["kind"].nunique()])
+    axes[1].set(xlabel="MACs (G), one forward pass at 1×1×96³", ylabel="")
+    fig.suptitle("Fig. 7: model complexity (suite counter; transposed convs per input voxel, BN/ReLU counted)")
+    _save(fig, out, "fig7_complexity", df)
+
+
+def _setting_rows(suite: Suite, results: Results, block: str, keys: list[tuple[str, str, str]]) -> pd.DataFrame:
+    rows = []
+    present = {d["name"] for d in suite.datasets()}
+    for s in suite.spec[block]["settings"]:
+        if s["dataset"] not in present:
+            continue
+        for key, label, run_key in keys:
+            cell = results.cell(s["dataset"], run_key, str(s["labels"]))
+            for m in METRICS:
+                for v, run_dir in zip(cell.values[m], cell.run_dirs):
+                    rows.append({"setting": f"{s['dataset']} ({s['labels']} L)", "dataset": s["dataset"],
+                                 "labels": str(s["labels"]), "key": key, "label": label, "metric": m, "value": v,
+                                 "run_dir": run_dir})
+    return pd.DataFrame(rows)
+
+
+def fig_encodings(suite: Suite, out: Path, results: Results) -> None:
+    keys = [(e, ENCODING_LABELS[e], f"lefed-enc_{e}") for e in suite.spec["encodings"]["values"]]
+    df = _setting_rows(suite, results, "encodings", keys)
+    paper = load_paper_values(PAPER_CSV)
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7))
+    for ax, m in zip(axes.flat, METRICS):
+        sub = df[df.metric == m]
+        sns.barplot(sub, x="setting", y="value", hue="label", errorbar="sd", ax=ax)
+        ax.set(title=METRIC_HEADERS[m], xlabel="", ylabel="")
+        if m == "dice":  # the paper's default LeFeD value per setting ([I], reference_numbers.md section 3.6)
+            for i, setting in enumerate(sub["setting"].unique()):
+                ds, labels = sub[sub.setting == setting][["dataset", "labels"]].iloc[0]
+                ref = paper.get(("V", ds, int(labels) if labels.isdigit() else -1, "t3"), {}).get("dice")
+                if ref:
+                    ax.hlines(ref[0], i - 0.4, i + 0.4, colors="k", linestyles="--", label="paper default")
+        if ax is not axes.flat[0] and ax.get_legend():
+            ax.get_legend().remove()
+    fig.suptitle(_title(suite, "Fig. 5: discrepancy encodings (mean ± std over seeds)"))
+    fig.tight_layout()
+    _save(fig, out, "fig5_encodings", df)
+
+
+def fig_sweep(suite: Suite, out: Path, results: Results, block: str) -> None:
+    if block == "t_sweep":
+        keys = [(f"t{v}", str(v), f"lefed-t{v}") for v in suite.spec[block]["values"]]
+        stem, name = "fig_t_sweep", "t (passes per sample)"
+    else:
+        keys = [(f"lam{_fmt_lambda(v)}", _fmt_lambda(v), f"lefed-lam{_fmt_lambda(v)}") for v in suite.spec[block]["values"]]
+        stem, name = "fig_lambda_sweep", "λ (discrepancy weight)"
+    df = _setting_rows(suite, results, block, keys)
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3.4))
+    for ax, m in zip(axes, METRICS):
+        sns.pointplot(df[df.metric == m], x="label", y="value", hue="setting", errorbar="sd", ax=ax,
+                      dodge=0.2 if df["setting"].nunique() > 1 else False, markersize=4)
+        ax.set(title=METRIC_HEADERS[m], xlabel=name, ylabel="")
+        if ax is not axes[0] and ax.get_legend():
+            ax.get_legend().remove()
+    fig.suptitle(_title(suite, f"Sweep of {name} (Table {'V' if block == 't_sweep' else 'VI'})"))
+    fig.tight_layout()
+    _save(fig, out, stem, df)
+
+
+def fig_training_curves(suite: Suite, out: Path, root: Path) -> None:
+    frames = []
+    for run in suite.runs:
+        if not any(use[0] == "main" for use in run.uses):
+            continue
+        log = root / run.path / "log.csv"
+        if not log.is_file():
+            continue
+        df = pd.read_csv(log, usecols=lambda c: c in ("stage", "iteration", "loss"))
+        df["row"] = ROW_LABELS.get(run.key, run.key)
+        df["setting"] = f"{run.dataset} {run.labels} L"
+        df["seed"] = run.seed
+        df["run_dir"] = run.path
+        frames.append(df)
+    data = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["iteration", "loss", "row"])
+    if len(data):
+        data["step"] = data.groupby("run_dir").cumcount()
+        span = data.groupby("run_dir")["step"].transform("max").clip(lower=1)
+        window = max(1, int(data["step"].max() // 50))
+        data["loss_smooth"] = data.groupby("run_dir")["loss"].transform(lambda s: s.rolling(window, min_periods=1).mean())
+        del span
+    settings = sorted(data["setting"].unique()) if len(data) else ["(none)"]
+    fig, axes = plt.subplots(1, len(settings), figsize=(6 * len(settings), 4), squeeze=False)
+    for ax, setting in zip(axes[0], settings):
+        sub = data[data.setting == setting] if len(data) else data
+        if len(sub):
+            sns.lineplot(sub, x="step", y="loss_smooth", hue="row", units="run_dir", estimator=None, ax=ax, lw=1)
+        ax.set(title=setting, xlabel="iteration (all stages)", ylabel="total loss (moving mean)", yscale="log")
+    fig.suptitle(_title(suite, "Training curves"))
+    fig.tight_layout()
+    _save(fig, out, "fig_training_curves", data.drop(columns=["loss_smooth"], errors="ignore"))
+
+
+def fig_qualitative(suite: Suite, out: Path, root: Path) -> None:
+    qual = suite.spec.get("qualitative", {})
+    seed = suite.spec.get("seeds", [1337])[0]
+    rows_spec = [r for r in suite.spec["methods"] if r not in ("vnet_lower", "vnet_upper", "lefed_official")]
+    panels: list[tuple[str, str, dict[str, Any]]] = []  # (dataset, case, {row: (pred, dice)})
+    records = []
+    for d in suite.datasets():
+        labels = d["labels"][0] if qual.get("labels", "first") == "first" else qual["labels"]
+        loaded = {}
+        for row in rows_spec:
+            path = root / suite.find(d["name"], row, str(labels), seed) / "predictions.npz"
+            loaded[row] = (np.load(path), path)
+        ref = loaded["lefed"][0]
+        for case in [str(c) for c in ref["cases"]]:
+            panels.append((d["name"], case, {"image": ref[f"{case}/image"], "label": ref[f"{case}/label"],
+                                              **{row: (z[f"{case}/pred"], float(z[f"{case}/dice"]))
+                                                 for row, (z, _) in loaded.items()}}))
+            for row, (z, p) in loaded.items():
+                records.append({"dataset": d["name"], "case": case, "row": row, "dice": float(z[f"{case}/dice"]),
+                                "predictions": str(p)})
+    ncol = 2 + len(rows_spec)
+    fig, axes = plt.subplots(len(panels), ncol, figsize=(1.6 * ncol, 1.7 * len(panels) + 0.6), squeeze=False)
+    for r, (dataset, case, data) in enumerate(panels):
+        image, label = data["image"], data["label"]
+        if image.ndim == 4:
+            image = image[0]
+        z = int(np.argmax(label.reshape(-1, label.shape[-1]).sum(0)))
+        sl_lab = label[..., z]
+        xs, ys = np.nonzero(sl_lab) if sl_lab.any() else (np.arange(label.shape[0]), np.arange(label.shape[1]))
+        x0, x1 = max(0, xs.min() - 20), min(label.shape[0], xs.max() + 21)
+        y0, y1 = max(0, ys.min() - 20), min(label.shape[1], ys.max() + 21)
+        img = image[x0:x1, y0:y1, z]
+        lo, hi = np.percentile(img, [1, 99])
+        crop = (slice(x0, x1), slice(y0, y1), z)
+        for c in range(ncol):
+            ax = axes[r, c]
+            ax.imshow(img.T, cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1, origin="lower")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 1:
+                ax.imshow(np.ma.masked_equal(label[crop].T, 0), cmap="autumn", alpha=0.6, origin="lower")
+            elif c >= 2:
+                row = rows_spec[c - 2]
+                pred, dice = data[row]
+                ax.imshow(np.ma.masked_equal(pred[crop].T, 0), cmap="winter", alpha=0.5, origin="lower")
+                if label[crop].any():
+                    ax.contour(label[crop].T, levels=[0.5], colors="r", linewidths=0.7)
+                ax.text(0.03, 0.97, f"{dice:.1f}", transform=ax.transAxes, va="top", color="yellow", fontsize=7,
+                        bbox={"facecolor": "black", "alpha": 0.6, "pad": 1, "linewidth": 0})
+            if r == 0:
+                ax.set_title(["Image", "GT"][c] if c < 2 else ROW_LABELS.get(rows_spec[c - 2], rows_spec[c - 2]),
+                             fontsize=8)
+            if c == 0:
+                ax.set_ylabel(f"{dataset}\n{case}", fontsize=7)
+    fig.suptitle(_title(suite, f"Fig. 3: qualitative results (seed {seed}; prediction filled, ground truth as "
+                               "red contour; Dice % in the corner)"), fontsize=9)
+    fig.tight_layout()
+    _save(fig, out, "fig3_qualitative", pd.DataFrame(records))
+
+
+def build_figures(suite: Suite, out: str | Path, root: str | Path = ".",
+                  complexity_dir: str | Path = "results/complexity") -> list[Path]:
+    out, root = Path(out), Path(root)
+    sns.set_theme(style="whitegrid", context="paper")
+    results = Results(suite, root)
+    from .artifacts import figure_stems
+
+    stems = figure_stems(suite)
+    fig_complexity(suite, out, Path(complexity_dir))
+    fig_training_curves(suite, out, root)
+    if "fig5_encodings" in stems:
+        fig_encodings(suite, out, results)
+    if "fig_t_sweep" in stems:
+        fig_sweep(suite, out, results, "t_sweep")
+    if "fig_lambda_sweep" in stems:
+        fig_sweep(suite, out, results, "lambda_sweep")
+    if "fig3_qualitative" in stems:
+        fig_qualitative(suite, out, root)
+    return sorted(out.iterdir())
+
+
+__all__ = ["build_figures", "math"]

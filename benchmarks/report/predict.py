@@ -1,0 +1,67 @@
+"""Save a run's predictions of a few test cases (for Fig. 3-style qualitative slices).
+
+``sslbench predict RUN_DIR --case ID [--case ID] --out FILE.npz`` or ``--select-from PER_CASE.csv`` (the
+cases with median and lowest Dice in that file, ``tables.md`` section 6). The npz holds, per case,
+``<ID>/image``, ``<ID>/label`` and ``<ID>/pred`` (uint8) and ``<ID>/dice``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+
+def select_cases(per_case_csv: str | Path, n: int = 2) -> list[str]:
+    """Median-Dice case, then lowest-Dice case, then the next ones by Dice (deterministic)."""
+    df = pd.read_csv(per_case_csv).sort_values(["dice", "case"]).reset_index(drop=True)
+    order = [df.loc[(len(df) - 1) // 2, "case"], df.loc[0, "case"]]
+    order += [c for c in df["case"] if c not in order]
+    out: list[str] = []
+    for c in order:
+        if c not in out:
+            out.append(str(c))
+    return out[:n]
+
+
+def predict_cases(run_dir: str | Path, cases: list[str], out: str | Path) -> Path:
+    from ..config import load_config
+    from ..evaluate.inference import predict_mask, sliding_window
+    from ..evaluate.metrics import case_metrics
+    from ..evaluate.run import _checkpoint_path
+    from ..runtime import architecture, build_method, resolve_device
+    from ..train.checkpoint import load_checkpoint
+    from ..train.data import load_split, load_test_cases
+
+    run_dir = Path(run_dir)
+    recorded = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config, options = load_config(recorded)
+    path = _checkpoint_path(run_dir, "auto", config.selection)
+    state = load_checkpoint(path, config.method, architecture(config))
+    device = resolve_device(config.device)
+    method = build_method(config, options)
+    method.load_state_dict(state["method_state"])
+    method.to(device).eval()
+    wanted = set(cases)
+    arrays: dict[str, np.ndarray] = {}
+    for case in load_test_cases(config, load_split(config), False):
+        if case.id not in wanted:
+            continue
+        probs = sliding_window(method.predict, case.image, config.eval.window, config.eval.strides,
+                               config.eval.batch_size, device)
+        mask = predict_mask(probs)
+        label = np.asarray(case.label)
+        arrays[f"{case.id}/image"] = np.asarray(case.image, dtype=np.float32)
+        arrays[f"{case.id}/label"] = label.astype(np.uint8)
+        arrays[f"{case.id}/pred"] = mask.astype(np.uint8)
+        arrays[f"{case.id}/dice"] = np.float64(case_metrics(mask, label, case.spacing, config.eval.empty_policy)["dice"])
+    missing = wanted - {k.split("/")[0] for k in arrays}
+    if missing:
+        from ..errors import DataError
+        raise DataError(f"cases not in the test list of {run_dir}: {', '.join(sorted(missing))}")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, cases=np.array(cases), **arrays)
+    return out

@@ -1,0 +1,399 @@
+"""Tables I-VI from stored run results (``tables.md``): CSV, Markdown and LaTeX.
+
+Every cell aggregates the runs of one (dataset, row, labels) over the suite's seeds: the run value is the
+test-set mean of ``eval/summary.json``; the cell is mean ± sample std (ddof = 1, blank with one run). The
+paper column comes from ``benchmarks/report/data/paper_values.csv`` (``reference_numbers.md``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..errors import SSLBenchError
+from .artifacts import dataset_table_stem
+from .suites import ABLATION_LABELS, DATASET_TABLES, ROW_LABELS, Suite
+
+METRICS = ("dice", "jaccard", "asd", "hd95")
+METRIC_HEADERS = {"dice": "Dice (%) ↑", "jaccard": "Jaccard (%) ↑", "asd": "ASD (voxel) ↓", "hd95": "95HD (voxel) ↓"}
+LOWER_IS_BETTER = {"asd", "hd95"}
+TAG_MARKS = {"L": "", "D": "d", "I": "i", "O": "o", "T": "t"}
+PAPER_CSV = Path(__file__).with_name("data") / "paper_values.csv"
+#: "LeFeD − BCP" differences quoted in the LeFeD text (tables.md section 1; reference_numbers.md section 2).
+PAPER_LEFED_MINUS_BCP = {
+    ("pancreas_mcnet", 6): {"dice": 1.68, "jaccard": 2.27},
+    ("pancreas_mcnet", 12): {"dice": -0.22, "hd95": -1.43},
+    ("lung", 10): {"dice": 2.11, "hd95": -0.76},
+    ("lung", 15): {"dice": 1.17, "hd95": -0.66},
+}
+BEST_ROWS_EXCLUDED = {"vnet_lower", "vnet_upper", "lefed_official"}
+CSV_COLUMNS = ["table", "protocol", "label_count", "row_key", "metric", "mean", "std", "n_runs", "n_empty", "paper",
+               "paper_tag", "delta", "selection", "lcc", "empty_policy", "units", "run_dirs"]
+
+
+class MissingResults(SSLBenchError):
+    pass
+
+
+def load_paper_values(path: Path = PAPER_CSV) -> dict[tuple[str, str, int, str], dict[str, tuple[float, str]]]:
+    """``(table, protocol, label_count, row) -> {metric: (value, tag)}``."""
+    out: dict[tuple[str, str, int, str], dict[str, tuple[float, str]]] = {}
+    lines = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
+    for row in csv.DictReader(lines):
+        key = (row["table"], row["protocol"], int(row["label_count"]), row["method"])
+        for metric in METRICS:
+            if row[metric].strip():
+                out.setdefault(key, {})[metric] = (float(row[metric]), row["tag"])
+    return out
+
+
+@dataclass
+class Cell:
+    values: dict[str, list[float]] = field(default_factory=dict)
+    n_empty: int = 0
+    run_dirs: list[str] = field(default_factory=list)
+    summaries: list[dict[str, Any]] = field(default_factory=list)
+
+    def mean(self, metric: str) -> float:
+        v = self.values.get(metric, [])
+        return sum(v) / len(v) if v else math.nan
+
+    def std(self, metric: str) -> float:
+        v = self.values.get(metric, [])
+        if len(v) < 2:
+            return math.nan
+        m = sum(v) / len(v)
+        return math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1))
+
+    @property
+    def n(self) -> int:
+        return len(self.run_dirs)
+
+
+class Results:
+    """Reads the stored results of a suite's runs."""
+
+    def __init__(self, suite: Suite, root: Path = Path(".")) -> None:
+        self.suite = suite
+        self.root = root
+        self._cache: dict[str, dict[str, Any]] = {}
+
+    def summary(self, run_dir: str) -> dict[str, Any]:
+        if run_dir not in self._cache:
+            path = self.root / run_dir / "eval" / "summary.json"
+            if not path.is_file():
+                raise MissingResults(f"{path} is missing: run `snakemake` (or `sslbench evaluate {run_dir}`) first")
+            self._cache[run_dir] = json.loads(path.read_text())
+        return self._cache[run_dir]
+
+    def cell(self, dataset: str, key: str, labels: str) -> Cell:
+        cell = Cell()
+        for seed in self.suite.spec.get("seeds", [1337, 1338, 1339]):
+            run_dir = self.suite.find(dataset, key, str(labels), seed)
+            s = self.summary(run_dir)
+            for metric in METRICS:
+                cell.values.setdefault(metric, []).append(float(s[f"{metric}_mean"]))
+            cell.n_empty += int(s.get("n_empty", 0))
+            cell.run_dirs.append(run_dir)
+            cell.summaries.append(s)
+        return cell
+
+    def split_counts(self, run_dir: str) -> tuple[int, int] | None:
+        path = self.root / run_dir / "split.json"
+        if not path.is_file():
+            return None
+        split = json.loads(path.read_text())
+        return len(split.get("labeled", [])), len(split.get("unlabeled", []))
+
+
+def _fmt(x: float) -> str:
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}"
+
+
+def _signed(x: float) -> str:
+    return "" if math.isnan(x) else f"{x:+.2f}".replace("-", "−")
+
+
+def _label_int(labels: str) -> int | None:
+    return int(labels) if str(labels).isdigit() else None
+
+
+@dataclass
+class Row:
+    key: str
+    label: str
+    cells: dict[str, Cell]  # group label -> cell
+    extra: bool = False
+
+
+class TableBuilder:
+    def __init__(self, suite: Suite, root: Path = Path("."), paper: Path = PAPER_CSV) -> None:
+        self.suite = suite
+        self.results = Results(suite, root)
+        self.paper = load_paper_values(paper)
+        self.records: list[dict[str, Any]] = []
+
+    # ----- common -----------------------------------------------------------------------------------------
+    def paper_value(self, table: str, protocol: str, labels: str, row: str, metric: str) -> tuple[float, str]:
+        count = _label_int(labels)
+        if count is None:
+            return math.nan, ""
+        value = self.paper.get((table, protocol, count, row), {}).get(metric)
+        return value if value else (math.nan, "")
+
+    def record(self, table: str, protocol: str, labels: str, row: str, cell: Cell) -> dict[str, dict[str, Any]]:
+        out = {}
+        s0 = cell.summaries[0] if cell.summaries else {}
+        for metric in METRICS:
+            paper, tag = self.paper_value(table, protocol, labels, row, metric)
+            mean, std = cell.mean(metric), cell.std(metric)
+            rec = {
+                "table": table, "protocol": protocol, "label_count": labels, "row_key": row, "metric": metric,
+                "mean": round(mean, 4), "std": "" if math.isnan(std) else round(std, 4), "n_runs": cell.n,
+                "n_empty": cell.n_empty, "paper": "" if math.isnan(paper) else paper, "paper_tag": tag,
+                "delta": "" if math.isnan(paper) else round(mean - paper, 4),
+                "selection": s0.get("selection", ""), "lcc": s0.get("lcc", ""),
+                "empty_policy": s0.get("empty_policy", ""), "units": s0.get("units", {}).get(metric, ""),
+                "run_dirs": ";".join(cell.run_dirs),
+            }
+            out[metric] = rec
+            self.records.append(rec)
+        return out
+
+    def cell_text(self, rec: dict[str, Any], bold: bool, latex: bool) -> str:
+        mean, std = float(rec["mean"]), rec["std"]
+        text = _fmt(mean) + (f" ± {_fmt(float(std))}" if std != "" else "")
+        if bold:
+            text = f"\\textbf{{{text}}}" if latex else f"**{text}**"
+        if rec["paper"] != "":
+            mark = TAG_MARKS.get(rec["paper_tag"], "")
+            paper = f"{float(rec['paper']):.2f}" + (f"^{mark}" if mark and not latex else "")
+            if latex and mark:
+                paper += f"$^{{{mark}}}$"
+            delta = _signed(float(rec["delta"]))
+            flag = ""
+            if rec["metric"] in ("dice", "jaccard"):
+                limit = max(1.5, 2 * float(std)) if std != "" else 1.5
+                flag = " ⚑" if abs(float(rec["delta"])) > limit else ""
+                if latex and flag:
+                    flag = r" $\dagger$"
+            if self.suite.demo and latex:
+                delta = r"\textcolor{gray}{" + delta + "}"
+            dsym = "$\\Delta$ " if latex else "Δ "
+            text += f" ({paper}, {dsym}{delta}{flag})"
+        if rec["n_empty"]:
+            text += f" [empty {rec['n_empty']}]"
+        return text
+
+    def footer(self, protocols: Iterable[str], label_text: str, extra: list[str] | None = None) -> list[str]:
+        s = next((c for c in self.results._cache.values()), {})
+        prov = s.get("provenance", {})
+        code = prov.get("code", {})
+        commit = code.get("commit", "?") if isinstance(code, dict) else str(code)
+        dirty = " (dirty)" if isinstance(code, dict) and code.get("dirty") else ""
+        seeds = ", ".join(map(str, self.suite.spec.get("seeds", [1337, 1338, 1339])))
+        budget = "demo budget (suite overrides: " + ", ".join(self.suite.spec.get("set", [])) + ")" \
+            if self.suite.demo else "official (each method's recipe)"
+        lines = [
+            f"Protocol: {', '.join(protocols)}; labels: {label_text}.",
+            (f"Selection: {s.get('selection', '?')}; LCC: {'on' if s.get('lcc') else 'off'}; empty-prediction "
+             f"policy: {s.get('empty_policy', '?')}; Dice and Jaccard in %, ASD and 95HD in voxels."),
+            (f"Cells: mean ± sample std over seeds {seeds} (std blank with one seed); budget: {budget}; "
+             f"suite {self.suite.name}; code {commit}{dirty}."),
+            ("Paper column: reference_numbers.md; marks d derived, i inferred, o other paper/repository, "
+             "t third-party; Δ = ours − paper (negative is better for ASD and 95HD); ⚑ |Δ| > max(1.5, 2·std)."),
+        ]
+        if self.suite.demo:
+            lines.append("DEMO: tiny budgets on small data; the numbers show the pipeline, not the methods "
+                         "(Δ greyed out).")
+        if self.suite.skipped:
+            lines.append("Skipped datasets: " + "; ".join(self.suite.skipped.values()) + ".")
+        return lines + (extra or [])
+
+    # ----- rendering ------------------------------------------------------------------------------------------
+    @staticmethod
+    def markdown(title: str, header: list[str], rows: list[list[str]], footer: list[str]) -> str:
+        lines = [f"**{title}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        return "\n".join(lines + [""] + [f"- {f}" for f in footer]) + "\n"
+
+    @staticmethod
+    def latex(title: str, header: list[str], rows: list[list[str]], footer: list[str]) -> str:
+        def esc(t: str) -> str:
+            if "\\textbf" in t or "\\textcolor" in t or "$" in t:
+                return t.replace("±", r"$\pm$").replace("−", "-").replace("%", r"\%").replace("⚑", r"$\dagger$")
+            return (t.replace("\\", r"\textbackslash{}").replace("&", r"\&").replace("%", r"\%")
+                    .replace("_", r"\_").replace("±", r"$\pm$").replace("−", "-").replace("↑", r"$\uparrow$")
+                    .replace("↓", r"$\downarrow$").replace("Δ", r"$\Delta$").replace("·", r"$\cdot$")
+                    .replace("⚑", r"$\dagger$").replace("λ", r"$\lambda$"))
+        out = [r"\begin{table}[t]", r"\centering", f"\\caption{{{esc(title)}}}", r"\resizebox{\linewidth}{!}{%",
+               r"\begin{tabular}{" + "l" * len(header) + "}", r"\toprule", " & ".join(map(esc, header)) + r" \\",
+               r"\midrule"]
+        out += [" & ".join(map(esc, r)) + r" \\" for r in rows]
+        out += [r"\bottomrule", r"\end{tabular}}", r"\par\footnotesize " + " ".join(map(esc, footer)), r"\end{table}"]
+        return "\n".join(out) + "\n"
+
+    def write(self, out: Path, stem: str, title: str, header: list[str], md_rows: list[list[str]],
+              tex_rows: list[list[str]], footer: list[str], records: list[dict[str, Any]]) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(records, columns=CSV_COLUMNS).to_csv(out / f"{stem}.csv", index=False)
+        (out / f"{stem}.md").write_text(self.markdown(title, header, md_rows, footer))
+        (out / f"{stem}.tex").write_text(self.latex(title, header, tex_rows, footer))
+
+    # ----- Tables I-III ---------------------------------------------------------------------------------------
+    def dataset_table(self, dataset: dict[str, Any], out: Path) -> None:
+        name = dataset["name"]
+        table, stem, what = DATASET_TABLES.get(name, ("", dataset_table_stem(name), f"{name} dataset"))
+        table_id = table or name
+        groups = [str(x) for x in dataset["labels"]]
+        start = len(self.records)
+        recs: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+        split: dict[tuple[str, str], tuple[int, int] | None] = {}
+        for row in self.suite.spec["methods"]:
+            for g in groups:
+                labels = "all" if row == "vnet_upper" else g
+                cell = self.results.cell(name, row, labels)
+                recs[(row, g)] = self.record(table_id, name, g, row, cell)
+                split[(row, g)] = self.results.split_counts(cell.run_dirs[0])
+        best: dict[tuple[str, str], str] = {}
+        for g in groups:
+            for metric in METRICS:
+                cands = [(float(recs[(r, g)][metric]["mean"]), r) for r in self.suite.spec["methods"]
+                         if r not in BEST_ROWS_EXCLUDED and not math.isnan(float(recs[(r, g)][metric]["mean"]))]
+                if cands:
+                    best[(g, metric)] = (min if metric in LOWER_IS_BETTER else max)(cands)[1]
+        header = ["Method", "Scans used (L / U)"] + [f"{g} labels: {METRIC_HEADERS[m]}" for g in groups for m in METRICS]
+        md_rows, tex_rows = [], []
+        for row in self.suite.spec["methods"]:
+            scans = " · ".join(f"{c[0]} / {c[1]}" for g in groups if (c := split[(row, g)]))
+            if row == "vnet_upper":
+                scans = " / ".join(map(str, split[(row, groups[0])] or ("?", "?")))
+            label = ROW_LABELS.get(row, row)
+            for latex, rows in ((False, md_rows), (True, tex_rows)):
+                rows.append([label, scans] + [self.cell_text(recs[(row, g)][m], best.get((g, m)) == row, latex)
+                                              for g in groups for m in METRICS])
+        if "lefed" in self.suite.spec["methods"] and "bcp" in self.suite.spec["methods"]:
+            cells = []
+            for g in groups:
+                quoted = PAPER_LEFED_MINUS_BCP.get((name, _label_int(g) or -1), {})
+                for m in METRICS:
+                    d = float(recs[("lefed", g)][m]["mean"]) - float(recs[("bcp", g)][m]["mean"])
+                    cells.append(_signed(d) + (f" (paper {_signed(quoted[m])})" if m in quoted else ""))
+                    self.records.append({"table": table_id, "protocol": name, "label_count": g,
+                                         "row_key": "lefed_minus_bcp", "metric": m, "mean": round(d, 4),
+                                         "paper": quoted.get(m, ""), "run_dirs": ""})
+            md_rows.append(["LeFeD − BCP", ""] + cells)
+            tex_rows.append(["LeFeD − BCP", ""] + cells)
+        pct = ", ".join(groups)
+        n_other = len([r for r in self.suite.spec["methods"]
+                       if r not in ("vnet_lower", "vnet_upper", "lefed", "lefed_official")])
+        title = f"{'[demo] ' if self.suite.demo else ''}Table {table or name}: Performance comparison with " \
+                f"{n_other} methods on the {what}, using {pct} labeled scans"
+        extra = []
+        if name == "pancreas_mcnet":
+            extra.append("Paper column warning: the paper's Table I mixes protocols (its BCP 20 % row is BCP's "
+                         "CoraNet-protocol result); all our rows use pancreas_mcnet.")
+        if name not in DATASET_TABLES:
+            extra.append(f"Dataset {name!r} has no published values (no paper column).")
+        footer = self.footer([name], pct + " labeled (vnet_upper: all)", extra)
+        self.write(out, stem, title, header, md_rows, tex_rows, footer, self.records[start:])
+
+    # ----- Tables IV-VI ---------------------------------------------------------------------------------------
+    def block_table(self, block: str, out: Path) -> None:
+        spec = self.suite.spec[block]
+        present = {d["name"] for d in self.suite.datasets()}
+        if block == "ablation":
+            table, stem = "IV", "table_IV_ablation"
+            rows = [(r, ABLATION_LABELS[r], f"lefed-abl_{r}") for r in spec["rows"]]
+            title = "Table IV: Ablation study of LeFeD's components"
+        elif block == "t_sweep":
+            table, stem = "V", "table_V_passes"
+            rows = [(f"t{v}", f"t = {v}", f"lefed-t{v}") for v in spec["values"]]
+            title = "Table V: Passes per sample t"
+        else:
+            from .suites import _fmt_lambda
+            table, stem = "VI", "table_VI_lambda"
+            rows = [(f"lam{_fmt_lambda(v)}", f"λ = {_fmt_lambda(v)}", f"lefed-lam{_fmt_lambda(v)}")
+                    for v in spec["values"]]
+            title = "Table VI: Discrepancy weight λ"
+        if self.suite.demo:
+            title = "[demo] " + title
+        start = len(self.records)
+        header = ["Setting", "Row"] + [METRIC_HEADERS[m] for m in METRICS]
+        md_rows, tex_rows, settings = [], [], []
+        for s in spec["settings"]:
+            if s["dataset"] not in present:
+                continue
+            labels = str(s["labels"])
+            settings.append(f"{s['dataset']} {labels} labels")
+            for key, label, run_key in rows:
+                cell = self.results.cell(s["dataset"], run_key, labels)
+                rec = self.record(table, s["dataset"], labels, key, cell)
+                for latex, out_rows in ((False, md_rows), (True, tex_rows)):
+                    out_rows.append([f"{s['dataset']} ({labels} L)", label]
+                                    + [self.cell_text(rec[m], False, latex) for m in METRICS])
+        title += " (" + "; ".join(settings) + ")"
+        extra = []
+        if block == "lambda_sweep":
+            extra.append("The paper prints Jaccard 69.76 for pancreas λ = 1e-2, almost certainly a typo "
+                         "(reference_numbers.md section 1.4).")
+        if block == "ablation" and any(s["dataset"] != "pancreas_mcnet" for s in spec["settings"]):
+            extra.append("The paper's ablation is on pancreas 10 %; this suite runs it on "
+                         + ", ".join(s["dataset"] for s in spec["settings"]) + ".")
+        footer = self.footer(sorted({s["dataset"] for s in spec["settings"] if s["dataset"] in present}),
+                             ", ".join(settings), extra)
+        self.write(out, stem, title, header, md_rows, tex_rows, footer, self.records[start:])
+
+    # ----- runs.csv / cases.csv -------------------------------------------------------------------------------
+    def run_files(self, out: Path) -> None:
+        rows, cases = [], []
+        for run in self.suite.runs:
+            s = self.results.summary(run.path)
+            log = self.results.root / run.path / "log.csv"
+            wall, steps = "", ""
+            if log.is_file():
+                df = pd.read_csv(log)
+                wall = round(float(df["seconds"].sum()), 2) if "seconds" in df else ""
+                step_cols = [c for c in df.columns if c.startswith("steps_")]
+                steps = int(df[step_cols].iloc[-1].sum()) if step_cols and len(df) else ""
+            prov = s.get("provenance", {})
+            rows.append({
+                "run_dir": run.path, "config_hash": s.get("config_hash"), "dataset": run.dataset, "row": run.key,
+                "method": run.method, "options": json.dumps(s.get("options", {}), sort_keys=True),
+                "labels": run.labels, "seed": run.seed, "selection": s.get("selection"),
+                "checkpoint": s.get("checkpoint"),
+                "checkpoint_iteration": (s.get("checkpoint_position") or {}).get("iteration"),
+                **{m: s.get(f"{m}_mean") for m in METRICS}, "n_empty": s.get("n_empty"), "wall_seconds": wall,
+                "optimiser_steps": steps, "device": json.dumps(prov.get("device")),
+                "code": json.dumps(prov.get("code")), "uses": json.dumps(run.uses),
+            })
+            per_case = self.results.root / run.path / "eval" / "per_case.csv"
+            if per_case.is_file():
+                df = pd.read_csv(per_case)
+                for _, r in df.iterrows():
+                    for m in METRICS:
+                        cases.append({"run_dir": run.path, "case": r["case"], "metric": m, "value": r[m]})
+        pd.DataFrame(rows).to_csv(out / "runs.csv", index=False)
+        pd.DataFrame(cases, columns=["run_dir", "case", "metric", "value"]).to_csv(out / "cases.csv", index=False)
+
+    def build(self, out: Path) -> list[Path]:
+        out.mkdir(parents=True, exist_ok=True)
+        for d in self.suite.datasets():
+            self.dataset_table(d, out)
+        names = {d["name"] for d in self.suite.datasets()}
+        for block in ("ablation", "t_sweep", "lambda_sweep"):
+            if self.suite.spec.get(block) and any(s["dataset"] in names for s in self.suite.spec[block]["settings"]):
+                self.block_table(block, out)
+        self.run_files(out)
+        return sorted(out.iterdir())
+
+
+def build_tables(suite: Suite, out: str | Path, root: str | Path = ".") -> list[Path]:
+    return TableBuilder(suite, Path(root)).build(Path(out))

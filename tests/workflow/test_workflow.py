@@ -1,0 +1,205 @@
+"""The Snakemake workflow end to end on the tiny `smoke` suite, a throw-away method, kill and resume.
+
+Each test runs `snakemake` in a temporary working directory (`--directory`), so the repository's
+`results/` is untouched. Together they take about two to three minutes on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.skipif(shutil.which("snakemake", path=str(BIN)) is None and shutil.which("snakemake") is None,
+                                reason="snakemake not installed")
+
+TOY = '''
+import methods
+from methods.vnet import SupervisedVNet
+
+
+@methods.register
+class ThrowAway(SupervisedVNet):
+    """A throw-away method registered by the workflow test (a renamed supervised V-Net)."""
+
+    name = "toy"
+    paper = "throw-away test method"
+'''
+
+
+def _env(extra_path: Path | None = None) -> dict[str, str]:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "OMP_NUM_THREADS": "1"}
+    if extra_path is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(extra_path), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return env
+
+
+def snakemake(workdir: Path, *args: str, env: dict[str, str] | None = None, check: bool = True,
+              **kw) -> subprocess.CompletedProcess:
+    cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2", *args]
+    proc = subprocess.run(cmd, check=False, env=env or _env(), capture_output=True, text=True, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("smoke")
+    snakemake(work, "--config", "suite=smoke")
+    return work
+
+
+def test_smoke_tables(smoke: Path) -> None:
+    tables = smoke / "results" / "tables" / "smoke"
+    for stem in ("table_synthetic", "table_IV_ablation", "table_V_passes", "table_VI_lambda"):
+        for ext in ("csv", "md", "tex"):
+            assert (tables / f"{stem}.{ext}").is_file(), f"{stem}.{ext} missing"
+    main = pd.read_csv(tables / "table_synthetic.csv")
+    cells = main[main.row_key != "lefed_minus_bcp"]
+    # 3 rows x 1 label group x 4 metrics, one seed each: std blank, no paper column for synthetic data
+    assert len(cells) == 3 * 4
+    assert list(cells.row_key.unique()) == ["vnet_lower", "vnet_upper", "lefed"]
+    assert set(cells.metric) == {"dice", "jaccard", "asd", "hd95"}
+    assert (cells.n_runs == 1).all() and cells["std"].isna().all() and cells["paper"].isna().all()
+    dice = cells[cells.metric == "dice"]["mean"]
+    assert dice.between(0, 100).all()
+    runs = pd.read_csv(tables / "runs.csv")
+    summary = yaml.safe_load((smoke / runs.run_dir[0] / "eval" / "summary.json").read_text())
+    first = cells[(cells.row_key == runs.row[0]) & (cells.metric == "dice")]["mean"].iloc[0]
+    assert first == pytest.approx(summary["dice_mean"], abs=1e-3)
+    # the ablation's `full` row and the sweeps' default rows reuse Table I's LeFeD run (config-hash dedup)
+    abl = pd.read_csv(tables / "table_IV_ablation.csv")
+    assert list(abl.row_key.unique()) == ["baseline", "full"]
+    lefed_dir = cells[cells.row_key == "lefed"].run_dirs.iloc[0]
+    assert abl[abl.row_key == "full"].run_dirs.iloc[0] == lefed_dir
+    t = pd.read_csv(tables / "table_V_passes.csv")
+    assert list(t.row_key.unique()) == ["t2", "t3"] and t[t.row_key == "t3"].run_dirs.iloc[0] == lefed_dir
+    md = (tables / "table_synthetic.md").read_text()
+    assert "V-Net (labeled only)" in md and "Selection:" in md and "voxel" in md
+    figures = smoke / "figures" / "smoke"
+    for stem in ("fig7_complexity", "fig_training_curves", "fig5_encodings", "fig_t_sweep", "fig_lambda_sweep",
+                 "fig3_qualitative"):
+        assert (figures / f"{stem}.png").stat().st_size > 1000
+        assert (figures / f"{stem}.pdf").is_file()
+    # a second run has nothing to do
+    again = snakemake(smoke, "--config", "suite=smoke", "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_paper_column_values() -> None:
+    from benchmarks.report.tables import load_paper_values
+
+    paper = load_paper_values()
+    assert paper[("I", "pancreas_mcnet", 6, "lefed")]["dice"] == (75.51, "L")
+    assert paper[("IV", "pancreas_mcnet", 6, "il_dl")]["hd95"] == (11.85, "L")
+    assert paper[("III", "la", 8, "vnet_lower")]["dice"] == (82.74, "D")
+    assert paper[("VI", "pancreas_mcnet", 6, "lam1e-2")]["jaccard"] == (69.76, "L")
+
+
+def test_unknown_suite_key_fails_before_any_job(tmp_path: Path) -> None:
+    spec = yaml.safe_load((REPO / "benchmarks/config/suites/smoke.yaml").read_text())
+    spec["name"], spec["colour"] = "bad", "blue"
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(spec))
+    proc = snakemake(tmp_path, "-n", "--config", "suite=bad.yaml", check=False)
+    assert proc.returncode != 0 and "colour" in proc.stdout + proc.stderr
+    proc = snakemake(tmp_path, "-n", "--config", "suite=smoke", "nosuchkey=1", check=False)
+    assert proc.returncode != 0 and "nosuchkey" in proc.stdout + proc.stderr
+
+
+def test_missing_dataset_is_named(tmp_path: Path) -> None:
+    proc = snakemake(tmp_path, "-n", "--config", "suite=paper", f"data_root={tmp_path}", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "pancreas_mcnet" in out and "Pancreas" in out
+
+
+def test_throwaway_method_appears_in_tables(tmp_path: Path) -> None:
+    plugin = tmp_path / "plugin"
+    plugin.mkdir()
+    (plugin / "sitecustomize.py").write_text(TOY)  # registers `toy` in every Python process of the run
+    spec = yaml.safe_load((REPO / "benchmarks/config/suites/smoke.yaml").read_text())
+    for key in ("ablation", "t_sweep", "lambda_sweep", "encodings", "qualitative"):
+        spec.pop(key)
+    spec.update(name="toy", methods=["vnet_lower", "toy"])
+    (tmp_path / "toy.yaml").write_text(yaml.safe_dump(spec))
+    snakemake(tmp_path, "--config", "suite=toy.yaml", env=_env(plugin))
+    table = pd.read_csv(tmp_path / "results/tables/toy/table_synthetic.csv")
+    assert list(table.row_key.unique()) == ["vnet_lower", "toy"]
+    assert "| toy |" in (tmp_path / "results/tables/toy/table_synthetic.md").read_text()
+
+
+def test_killed_training_resumes(tmp_path: Path) -> None:
+    spec = yaml.safe_load((REPO / "benchmarks/config/suites/smoke.yaml").read_text())
+    for key in ("ablation", "t_sweep", "lambda_sweep", "encodings", "qualitative"):
+        spec.pop(key)
+    spec.update(name="resume", methods=["vnet_lower"])
+    spec["set"] = [s for s in spec["set"] if not s.startswith(("iterations=", "checkpoint_every=", "val_every="))]
+    spec["set"] += ["iterations=150", "checkpoint_every=5", "val_every=75"]
+    (tmp_path / "resume.yaml").write_text(yaml.safe_dump(spec))
+    run = tmp_path / "results/runs/resume/synthetic/vnet_lower/labels4/seed1337"
+    target = str(run.relative_to(tmp_path) / "checkpoint_final.pt")
+    cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "1",
+           "--config", "suite=resume.yaml", "--", target]
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while not (run / "checkpoint_latest.pt").is_file() and time.time() < deadline:
+            time.sleep(0.5)
+        assert (run / "checkpoint_latest.pt").is_file(), "training never wrote a checkpoint"
+        time.sleep(1.0)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: interrupts snakemake and the training job mid-way
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert not (run / "checkpoint_final.pt").is_file()
+    logged = len(pd.read_csv(run / "log.csv"))
+    assert 0 < logged < 150
+    snakemake(tmp_path, "--config", "suite=resume.yaml", "--", target)  # the plain command again
+    assert (run / "checkpoint_final.pt").is_file()
+    provenance = yaml.safe_load((run / "provenance.json").read_text())
+    assert provenance.get("resumed_from"), provenance
+
+
+def test_paper_table_from_fake_results(tmp_path: Path) -> None:
+    """Table III with three seeds of made-up results: mean ± std (ddof 1), paper column, Δ, LeFeD − BCP."""
+    import json
+
+    from benchmarks.report.suites import load_suite
+    from benchmarks.report.tables import build_tables
+
+    data = tmp_path / "data" / "LA"
+    data.mkdir(parents=True)
+    (data / "test.list").write_text("x\n")
+    suite = load_suite("paper", data_root=str(tmp_path / "data"), only=["la"])
+    assert set(suite.skipped) == {"pancreas_mcnet", "lung"}
+    for i, run in enumerate(suite.runs):
+        ev = tmp_path / run.path / "eval"
+        ev.mkdir(parents=True)
+        value = 80.0 + run.seed - 1338  # 79, 80, 81 over the seeds: mean 80, std 1
+        ev.joinpath("summary.json").write_text(json.dumps({
+            "dice_mean": value, "jaccard_mean": value - 10, "asd_mean": 2.0, "hd95_mean": 7.0, "n_empty": 0,
+            "selection": "heldout", "lcc": False, "empty_policy": "penalty", "config_hash": str(i),
+            "units": {"dice": "%", "jaccard": "%", "asd": "voxel", "hd95": "voxel"}}))
+    build_tables(suite, tmp_path / "tables", tmp_path)
+    table = pd.read_csv(tmp_path / "tables" / "table_III_la.csv")
+    cell = table[(table.row_key == "lefed") & (table.label_count.astype(str) == "8") & (table.metric == "dice")].iloc[0]
+    assert cell["mean"] == pytest.approx(80.0) and cell["std"] == pytest.approx(1.0) and cell.n_runs == 3
+    assert cell.paper == pytest.approx(90.00) and cell.delta == pytest.approx(-10.0) and cell.paper_tag == "L"
+    md = (tmp_path / "tables" / "table_III_la.md").read_text()
+    assert "80.00 ± 1.00 (90.00, Δ −10.00 ⚑)" in md and "LeFeD − BCP" in md
+    assert {"table_V_passes.csv", "table_VI_lambda.csv"} <= {p.name for p in (tmp_path / "tables").iterdir()}
+    assert "table_IV_ablation.csv" not in {p.name for p in (tmp_path / "tables").iterdir()}  # ablation on pancreas

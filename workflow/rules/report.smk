@@ -1,0 +1,46 @@
+# Tables, figures and the HTML report (`snakemake --report report.html`), from the stored run results.
+
+
+TABLE_FILES = [f"results/tables/{NAME}/{name}" for name in table_names(SUITE)]
+FIGURE_FILES = [f"figures/{NAME}/{name}" for name in figure_names(SUITE)]
+
+
+rule tables:
+    input:
+        summaries,
+        suite=SUITE_FILE,
+    output:
+        done=touch(TABLES_DONE),
+        csv=[report(f, category="Tables", caption="../report/table.rst") for f in TABLE_FILES if f.endswith(".csv")],
+        other=[f for f in TABLE_FILES if not f.endswith(".csv")],
+    params:
+        out=lambda wildcards, output: os.path.dirname(output.done),
+        cfg=SUITE_ARGS,
+    conda:
+        ENV
+    log:
+        f"results/logs/{NAME}/tables.log",
+    shell:
+        "sslbench tables --suite {input.suite} {params.cfg} --out {params.out} > {log} 2>&1"
+
+
+rule figures:
+    input:
+        summaries,
+        train_logs,
+        predictions,
+        expand("results/complexity/{method}.json", method=COMPLEXITY_METHODS),
+        suite=SUITE_FILE,
+    output:
+        done=touch(FIGURES_DONE),
+        png=[report(f, category="Figures", caption="../report/figure.rst") for f in FIGURE_FILES if f.endswith(".png")],
+        other=[f for f in FIGURE_FILES if not f.endswith(".png")],
+    params:
+        out=lambda wildcards, output: os.path.dirname(output.done),
+        cfg=SUITE_ARGS,
+    conda:
+        ENV
+    log:
+        f"results/logs/{NAME}/figures.log",
+    shell:
+        "OMP_NUM_THREADS=1 sslbench figures --suite {input.suite} {params.cfg} --out {params.out} > {log} 2>&1"

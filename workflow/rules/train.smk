@@ -1,0 +1,80 @@
+# Train, evaluate and predict one run; complexity of one method. One `sslbench` call per rule.
+# A killed training resumes from checkpoint_latest.pt: the run directory is not an output, only
+# checkpoint_final.pt is, so Snakemake never deletes the partial run.
+
+
+rule train:
+    input:
+        dataset_input,
+    output:
+        "results/runs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/checkpoint_final.pt",
+    params:
+        args=lambda wc: run_of(wc).train_args(),
+        run_dir=subpath(output[0], parent=True),
+    threads: 1
+    resources:
+        gpu=1,
+        gpu_mem_mb=GPU_MEM_MB,
+        mem_mb=16000,
+        runtime=24 * 60,
+    conda:
+        ENV
+    log:
+        "results/logs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/train.log",
+    shell:
+        "OMP_NUM_THREADS={threads} sslbench train {params.args} --out {params.run_dir} --no-progress 2> {log}"
+
+
+rule evaluate:
+    input:
+        "results/runs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/checkpoint_final.pt",
+    output:
+        "results/runs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/eval/summary.json",
+        "results/runs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/eval/per_case.csv",
+    params:
+        run_dir=subpath(input[0], parent=True),
+    threads: 1
+    resources:
+        gpu=1,
+        gpu_mem_mb=4000,
+        mem_mb=16000,
+        runtime=120,
+    conda:
+        ENV
+    log:
+        "results/logs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/evaluate.log",
+    shell:
+        "OMP_NUM_THREADS={threads} sslbench evaluate {params.run_dir} --no-progress > {log} 2>&1"
+
+
+rule predict:
+    input:
+        ckpt="results/runs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/checkpoint_final.pt",
+        ref="results/runs/{suite}/{dataset}/lefed/labels{labels}/seed{seed}/eval/per_case.csv",
+    output:
+        "results/runs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/predictions.npz",
+    params:
+        run_dir=subpath(input.ckpt, parent=True),
+        cases=lambda wc: SUITE.spec.get("qualitative", {}).get("cases", 2),
+    threads: 1
+    resources:
+        gpu=1,
+        gpu_mem_mb=4000,
+    conda:
+        ENV
+    log:
+        "results/logs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/predict.log",
+    shell:
+        "OMP_NUM_THREADS={threads} sslbench predict {params.run_dir} --select-from {input.ref}"
+        " --n-cases {params.cases} --out {output} > {log} 2>&1"
+
+
+rule complexity:
+    output:
+        "results/complexity/{method}.json",
+    conda:
+        ENV
+    log:
+        "results/logs/complexity/{method}.log",
+    shell:
+        "OMP_NUM_THREADS=1 sslbench complexity --method {wildcards.method} --json > {output} 2> {log}"
