@@ -8,15 +8,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from runs import evaluate_untrained
 
 import methods
 from benchmarks.cli import main
 from benchmarks.config import load_config
 from benchmarks.evaluate.cases import COLUMNS
 from benchmarks.evaluate.run import evaluate_run
-from benchmarks.runtime import architecture, build_method
-from benchmarks.train.checkpoint import save_checkpoint
-from benchmarks.train.trainer import FINAL, prepare_run_dir
 
 TINY = ["--set", "filters=4", "--set", "patch=[32,32,16]", "--set", "eval.window=[32,32,16]",
         "--set", "eval.strides=[16,16,8]", "--no-progress"]
@@ -69,12 +67,7 @@ def test_short_training_beats_an_untrained_network(tiny_synthetic: Path, tmp_pat
                  "patch": [32, 32, 16], "iterations": 200, "selection": "last", "schedule": {"name": "poly"},
                  "eval": {"window": [32, 32, 16], "strides": [16, 16, 8]}}
     config, options = load_config(overrides)
-    untrained = tmp_path / "untrained"
-    prepare_run_dir(untrained, config)
-    method = build_method(config, options)
-    save_checkpoint(untrained / FINAL, {"method": "vnet", "arch": architecture(config), "stage_index": 1,
-                                        "iteration": 0, "method_state": method.state_dict()})
-    baseline = evaluate_run(untrained, progress=False)
+    baseline = evaluate_untrained(config, options, tmp_path / "untrained")
 
     trained = tmp_path / "trained"
     assert main(["train", "--config", _write(tmp_path / "c.yaml", overrides), "--out", str(trained), "--no-progress"]) == 0

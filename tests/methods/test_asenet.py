@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 from fakes import FakeContext
+from runs import evaluate_untrained
 from torch import nn
 
 import methods
@@ -17,10 +18,8 @@ from benchmarks.cli import main
 from benchmarks.config import load_config
 from benchmarks.evaluate.run import evaluate_run
 from benchmarks.report.complexity import complexity, count_params
-from benchmarks.runtime import architecture, build_method
-from benchmarks.train.checkpoint import save_checkpoint
+from benchmarks.runtime import build_method
 from benchmarks.train.schedules import learning_rate
-from benchmarks.train.trainer import FINAL, prepare_run_dir
 from methods.asenet import adversarial_loss, foreground, three_way_consistency
 from methods.nets.asenet_discriminators import ImageDiscriminator, PixelDiscriminator
 from methods.nets.dynamic import DynamicDepthwiseConv3d, DynamicVNet
@@ -256,13 +255,7 @@ def test_short_training_beats_an_untrained_network(tiny_synthetic: Path, tmp_pat
                  "labeled_bs": 4, "unlabeled_bs": 1, "optimizer": {"lr": 1e-2}, "selection": "last",
                  "eval": {"window": list(SHAPE), "strides": [16, 16, 8]}}
     config, options = load_config(overrides)
-    untrained = tmp_path / "untrained"
-    prepare_run_dir(untrained, config)
-    torch.manual_seed(config.seed)
-    method = build_method(config, options)
-    save_checkpoint(untrained / FINAL, {"method": "asenet", "arch": architecture(config), "stage_index": 1,
-                                        "iteration": 0, "method_state": method.state_dict()})
-    baseline = evaluate_run(untrained, progress=False)
+    baseline = evaluate_untrained(config, options, tmp_path / "untrained")
 
     trained = tmp_path / "trained"
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(overrides))

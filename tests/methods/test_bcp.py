@@ -9,14 +9,13 @@ import numpy as np
 import pytest
 import torch
 from fakes import FakeContext
+from runs import evaluate_untrained
 
 import methods
 from benchmarks.config import load_config
 from benchmarks.evaluate.run import evaluate_run
 from benchmarks.report.complexity import count_params
-from benchmarks.runtime import architecture, build_method
-from benchmarks.train.checkpoint import save_checkpoint
-from benchmarks.train.trainer import FINAL, Trainer, prepare_run_dir
+from benchmarks.train.trainer import Trainer
 from methods import bcp
 from methods.base import Batch, RunInfo, TrainingData
 from methods.volume_ops import largest_component
@@ -166,11 +165,7 @@ def test_short_training_beats_an_untrained_network(tiny_synthetic: Path, tmp_pat
         "patch": [32, 32, 16], "iterations": 40, "selection": "last", "optimizer": {"lr": 0.05}, "device": "cpu",
         "eval": {"window": [32, 32, 16], "strides": [16, 16, 8]},
     })
-    untrained = tmp_path / "untrained"
-    prepare_run_dir(untrained, config)
-    save_checkpoint(untrained / FINAL, {"method": "bcp", "arch": architecture(config), "stage_index": 2,
-                                        "iteration": 0, "method_state": build_method(config, options).state_dict()})
-    baseline = evaluate_run(untrained, progress=False)
+    baseline = evaluate_untrained(config, options, tmp_path / "untrained")
     Trainer(config, options, tmp_path / "trained", progress=False).fit()
     result = evaluate_run(tmp_path / "trained", progress=False)
     assert result["dice_mean"] > baseline["dice_mean"] + 20, (result["dice_mean"], baseline["dice_mean"])

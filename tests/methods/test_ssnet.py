@@ -9,15 +9,13 @@ import pytest
 import torch
 import yaml
 from fakes import FakeContext
+from runs import evaluate_untrained
 
 import methods
 from benchmarks.cli import main
 from benchmarks.config import load_config
 from benchmarks.evaluate.run import evaluate_run
 from benchmarks.report.complexity import complexity, count_params
-from benchmarks.runtime import architecture, build_method
-from benchmarks.train.checkpoint import save_checkpoint
-from benchmarks.train.trainer import FINAL, prepare_run_dir
 from methods.losses import consistency_weight
 from methods.nets.ssnet import SSNetVNet
 from methods.ssnet import (
@@ -194,13 +192,7 @@ def test_short_training_beats_an_untrained_network(tiny_synthetic: Path, tmp_pat
                  "optimizer": {"lr": 0.1}, "schedule": {"name": "poly"}, "selection": "last",
                  "eval": {"window": [32, 32, 16], "strides": [16, 16, 8]}}
     config, options = load_config(overrides)
-    untrained = tmp_path / "untrained"
-    prepare_run_dir(untrained, config)
-    torch.manual_seed(config.seed)
-    method = build_method(config, options)
-    save_checkpoint(untrained / FINAL, {"method": "ssnet", "arch": architecture(config), "stage_index": 1,
-                                        "iteration": 0, "method_state": method.state_dict()})
-    baseline = evaluate_run(untrained, progress=False)
+    baseline = evaluate_untrained(config, options, tmp_path / "untrained")
 
     trained = tmp_path / "trained"
     config_file = tmp_path / "c.yaml"

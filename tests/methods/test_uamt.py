@@ -9,14 +9,13 @@ from typing import Any
 import pytest
 import torch
 from fakes import FakeContext
+from runs import evaluate_untrained
 
 import methods
 from benchmarks.config import load_config, resolve_options
 from benchmarks.evaluate.run import evaluate_run
 from benchmarks.report.complexity import complexity
-from benchmarks.runtime import architecture, build_method
-from benchmarks.train.checkpoint import save_checkpoint
-from benchmarks.train.trainer import FINAL, Trainer, prepare_run_dir
+from benchmarks.train.trainer import Trainer
 from methods.losses import cross_entropy, dice_loss
 from methods.uamt import UAMT, entropy_threshold, masked_consistency, predictive_entropy
 
@@ -145,12 +144,7 @@ def test_short_training_beats_an_untrained_network(tiny_synthetic: Path, tmp_pat
         "optimizer": {"lr": 0.05}, "schedule": {"name": "poly"}, "options": {"mc_passes": 2},
         "eval": {"window": [32, 32, 16], "strides": [16, 16, 8]},
     })
-    untrained = tmp_path / "untrained"
-    prepare_run_dir(untrained, config)
-    torch.manual_seed(config.seed)
-    save_checkpoint(untrained / FINAL, {"method": "uamt", "arch": architecture(config), "stage_index": 1,
-                                        "iteration": 0, "method_state": build_method(config, options).state_dict()})
-    baseline = evaluate_run(untrained, progress=False)["dice_mean"]
+    baseline = evaluate_untrained(config, options, tmp_path / "untrained")["dice_mean"]
     Trainer(config, options, tmp_path / "run", progress=False).fit()
     assert (tmp_path / "run" / "log.csv").read_text().splitlines()[0].count("certain") == 1
     trained = evaluate_run(tmp_path / "run", progress=False)["dice_mean"]
