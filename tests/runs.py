@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
+from benchmarks.cli import main
 from benchmarks.config import RunConfig
 from benchmarks.evaluate.run import evaluate_run
 from benchmarks.runtime import architecture, build_method
@@ -22,4 +24,12 @@ def evaluate_untrained(config: RunConfig, options: Options, run_dir: Path) -> di
     method = build_method(config, options)
     save_checkpoint(run_dir / FINAL, {"method": config.method, "arch": architecture(config), "stage_index": 0,
                                       "iteration": 0, "method_state": method.state_dict()})
+    return evaluate_run(run_dir, progress=False)
+
+
+def train_with_cli(overrides: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """Run ``sslbench train --config FILE`` with ``overrides`` as the file, then score it like ``evaluate``."""
+    config_file = run_dir.parent / f"{run_dir.name}.yaml"
+    config_file.write_text(yaml.safe_dump(overrides))
+    assert main(["train", "--config", str(config_file), "--out", str(run_dir), "--no-progress"]) == 0
     return evaluate_run(run_dir, progress=False)

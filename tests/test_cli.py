@@ -7,14 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
-from runs import evaluate_untrained
+from runs import evaluate_untrained, train_with_cli
 
 import methods
 from benchmarks.cli import main
 from benchmarks.config import load_config
 from benchmarks.evaluate.cases import COLUMNS
-from benchmarks.evaluate.run import evaluate_run
 
 TINY = ["--set", "filters=4", "--set", "patch=[32,32,16]", "--set", "eval.window=[32,32,16]",
         "--set", "eval.strides=[16,16,8]", "--no-progress"]
@@ -69,9 +67,7 @@ def test_short_training_beats_an_untrained_network(tiny_synthetic: Path, tmp_pat
     config, options = load_config(overrides)
     baseline = evaluate_untrained(config, options, tmp_path / "untrained")
 
-    trained = tmp_path / "trained"
-    assert main(["train", "--config", _write(tmp_path / "c.yaml", overrides), "--out", str(trained), "--no-progress"]) == 0
-    result = evaluate_run(trained, progress=False)
+    result = train_with_cli(overrides, tmp_path / "trained")
     assert result["dice_mean"] > baseline["dice_mean"] + 20, (result["dice_mean"], baseline["dice_mean"])
 
 
@@ -99,8 +95,3 @@ def test_every_method_trains_and_evaluates_on_real_la(method: str, la_subset: Pa
                  "--no-progress"]) == 0
     per_case = pd.read_csv(run / "eval" / "per_case.csv")
     assert len(per_case) == 3 and per_case["dice"].between(0, 100).all()
-
-
-def _write(path: Path, data: dict) -> str:
-    path.write_text(yaml.safe_dump(data))
-    return str(path)

@@ -8,15 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-import yaml
 from fakes import FakeContext
-from runs import evaluate_untrained
+from runs import evaluate_untrained, train_with_cli
 from torch import nn
 
 import methods
-from benchmarks.cli import main
 from benchmarks.config import load_config
-from benchmarks.evaluate.run import evaluate_run
 from benchmarks.report.complexity import complexity, count_params
 from benchmarks.runtime import build_method
 from benchmarks.train.schedules import learning_rate
@@ -257,8 +254,5 @@ def test_short_training_beats_an_untrained_network(tiny_synthetic: Path, tmp_pat
     config, options = load_config(overrides)
     baseline = evaluate_untrained(config, options, tmp_path / "untrained")
 
-    trained = tmp_path / "trained"
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(overrides))
-    assert main(["train", "--config", str(tmp_path / "c.yaml"), "--out", str(trained), "--no-progress"]) == 0
-    result = evaluate_run(trained, progress=False)
+    result = train_with_cli(overrides, tmp_path / "trained")
     assert result["dice_mean"] > baseline["dice_mean"] + 10, (result["dice_mean"], baseline["dice_mean"])

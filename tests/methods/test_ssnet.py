@@ -7,14 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from fakes import FakeContext
-from runs import evaluate_untrained
+from runs import evaluate_untrained, train_with_cli
 
 import methods
-from benchmarks.cli import main
 from benchmarks.config import load_config
-from benchmarks.evaluate.run import evaluate_run
 from benchmarks.report.complexity import complexity, count_params
 from methods.losses import consistency_weight
 from methods.nets.ssnet import SSNetVNet
@@ -194,9 +191,5 @@ def test_short_training_beats_an_untrained_network(tiny_synthetic: Path, tmp_pat
     config, options = load_config(overrides)
     baseline = evaluate_untrained(config, options, tmp_path / "untrained")
 
-    trained = tmp_path / "trained"
-    config_file = tmp_path / "c.yaml"
-    config_file.write_text(yaml.safe_dump(overrides))
-    assert main(["train", "--config", str(config_file), "--out", str(trained), "--no-progress"]) == 0
-    result = evaluate_run(trained, progress=False)
+    result = train_with_cli(overrides, tmp_path / "trained")
     assert result["dice_mean"] > baseline["dice_mean"] + 20, (result["dice_mean"], baseline["dice_mean"])
