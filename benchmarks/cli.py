@@ -1,4 +1,5 @@
-"""``sslbench``: the suite's command line (methods, synth, train, evaluate, complexity, predict, tables, figures)."""
+"""``sslbench``: the suite's command line (methods, synth, train, evaluate, complexity, predict, features, tables,
+figures)."""
 
 from __future__ import annotations
 
@@ -102,6 +103,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_features(args: argparse.Namespace) -> int:
+    from .report.features import snapshot_features
+
+    print(snapshot_features(args.run_dir, args.out, args.case))
+    return 0
+
+
 def cmd_tables(args: argparse.Namespace) -> int:
     from .report.tables import build_tables
 
@@ -161,7 +169,7 @@ def _parser() -> argparse.ArgumentParser:
     run_options(p)
     p.add_argument("--patch", type=int, nargs=3, default=(96, 96, 96), metavar=("X", "Y", "Z"),
                    help="input size for MACs (default: 96 96 96, the paper's Fig. 7)")
-    p.add_argument("--json", action="store_true", help='print {"params", "params_train", "macs"} as JSON')
+    p.add_argument("--json", action="store_true", help='print {"params", "params_train", "macs", "macs_train"} as JSON')
     p.set_defaults(func=cmd_complexity)
 
     p = sub.add_parser("predict", help="save a run's predictions of a few test cases (.npz, for Fig. 3)")
@@ -171,6 +179,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--n-cases", type=int, default=2, help="cases taken from --select-from (default: %(default)s)")
     p.add_argument("--out", required=True, help="output .npz")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("features", help="feature maps of a run's weight snapshots on one test case (.npz, for Fig. 6)")
+    p.add_argument("run_dir", help="run directory trained with --set 'snapshots=[...]'")
+    p.add_argument("--case", help="test case ID (default: the first of the test list)")
+    p.add_argument("--out", required=True, help="output .npz")
+    p.set_defaults(func=cmd_features)
 
     def suite_options(p: argparse.ArgumentParser, out: str) -> None:
         p.add_argument("--suite", default="demo", help="suite name or YAML file (default: %(default)s)")

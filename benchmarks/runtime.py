@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 import methods
 from methods.base import Method, Options
 
-from .config import RunConfig
+from .config import RunConfig, load_config
 from .errors import ConfigError
 
 
@@ -35,3 +37,22 @@ def architecture(config: RunConfig) -> dict[str, Any]:
     """What a checkpoint must match to be loaded into a run's networks."""
     return {"in_channels": config.in_channels, "num_classes": config.num_classes, "filters": config.filters,
             "options": dict(config.options)}
+
+
+def run_config(run_dir: Path) -> tuple[RunConfig, Options]:
+    """The configuration recorded in ``run_dir/config.yaml``."""
+    record = Path(run_dir) / "config.yaml"
+    if not record.is_file():
+        raise ConfigError(f"{run_dir} is not a run directory: {record.name} is missing")
+    return load_config(yaml.safe_load(record.read_text()))
+
+
+def restore_method(config: RunConfig, options: Options, checkpoint: Path, device: torch.device) -> Method:
+    """The run's method with the weights of ``checkpoint`` (validated against method and architecture),
+    on ``device`` in eval mode."""
+    from .train.checkpoint import load_checkpoint
+
+    state = load_checkpoint(checkpoint, config.method, architecture(config))
+    method = build_method(config, options)
+    method.load_state_dict(state["method_state"])
+    return method.to(device).eval()

@@ -200,3 +200,13 @@ class Method(nn.Module):
     def predict(self, x: Tensor) -> Tensor:
         """Logits ``(N, K, X, Y, Z)`` for inference; called in eval mode."""
         return self.segmenter()(x)
+
+    def training_forward(self, x: Tensor) -> Any:
+        """One forward pass of the whole training-time network (every decoder and head; no teacher or
+        discriminator), counted as ``macs_train`` by ``sslbench complexity``. Default: :meth:`predict`."""
+        return self.predict(x)
+
+    def feature_maps(self, x: Tensor) -> dict[str, Tensor]:
+        """Named feature maps ``(N, C, X, Y, Z)`` to visualise over training (Fig. 6), in eval mode;
+        empty for methods that expose none."""
+        return {}

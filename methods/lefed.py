@@ -60,6 +60,7 @@ from . import register
 from .base import Batch, Method, Options, StepContext
 from .losses import cross_entropy, dice_loss, softmax_mse
 from .nets.lefed import LeFeDNet
+from .nets.vnet import DecoderOutput
 
 Encoding = Literal["a_minus_b", "b_minus_a", "abs", "entropy"]
 Ablation = Literal["baseline", "IL", "IL+DL", "IL+DS", "DL+DS+S1", "DL+DS+S1+S2", "DL+DS+S1+S2+S3", "full"]
@@ -237,6 +238,16 @@ class LeFeD(Method):
         rows_a, rows_b = logits_a[first:], logits_b[first:]
         terms["mse"] = softmax_mse(rows_a, rows_b) if len(rows_a) else logits_a.new_zeros(())
         return {"loss": sum(terms.values()), **terms}
+
+    def training_forward(self, x: Tensor) -> tuple[DecoderOutput, DecoderOutput, list[Tensor]]:
+        """Both decoders and the side heads, one pass without feedback."""
+        a, b = self.net(x, gating=self.options.b_gating)
+        return a, b, self.net.side_heads(a.stages)
+
+    def feature_maps(self, x: Tensor) -> dict[str, Tensor]:
+        """The last decoder block's output of A ("Dice") and B ("CE"), ``(N, filters, X, Y, Z)`` (Fig. 6)."""
+        a, b = self.net(x, gating=self.options.b_gating)
+        return {"A (Dice)": a.features, "B (CE)": b.features}
 
     def predict(self, x: Tensor) -> Tensor:
         """Logits of decoder A (B and the side heads are not run), or the mean of A's and B's logits;

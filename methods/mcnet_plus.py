@@ -114,6 +114,10 @@ class MCNetPlus(Method):
         ctx.step(loss, terms=terms)
         return {k: v.detach() for k, v in terms.items()}
 
+    def training_forward(self, x: Tensor) -> list[Tensor]:
+        """The three decoders' logits."""
+        return self.net(x)
+
     def predict(self, x: Tensor) -> Tensor:
         """Decoder 1's logits, or the log of the three decoders' mean softmax (``predict_from: mean``)."""
         if self.options.predict_from == "decoder1":

@@ -164,6 +164,8 @@ def _validate(config: RunConfig) -> None:
     for key, shape in {"patch": config.patch, "eval.window": config.eval.window}.items():
         if any(s <= 0 or s % 16 for s in shape):
             raise ConfigError(f"invalid value {list(shape)} for {key!r}; every size must be a positive multiple of 16")
+    if any(i <= 0 for i in config.snapshots):
+        raise ConfigError(f"invalid value {list(config.snapshots)} for 'snapshots'; expected positive iterations")
     if any(s <= 0 for s in config.eval.strides):
         raise ConfigError(f"invalid value {list(config.eval.strides)} for 'eval.strides'; expected positive strides")
     if config.selection == "heldout" and config.validation == 0:

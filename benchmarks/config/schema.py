@@ -74,11 +74,14 @@ class RunConfig:
     deterministic: bool = True
     num_workers: int = 0
     checkpoint_every: int = 200
+    #: Outer iterations (counted from 1 within each stage) after which the weights are kept in
+    #: ``snapshots/<stage>_<iteration>.pt`` for feature figures (Fig. 6); they do not change training.
+    snapshots: tuple[int, ...] = ()
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 #: Keys that change how a run executes but not what it computes; left out of the config hash.
-OPERATIONAL_KEYS = frozenset({"device", "num_workers", "checkpoint_every"})
+OPERATIONAL_KEYS = frozenset({"device", "num_workers", "checkpoint_every", "snapshots"})
 
 #: Iterations of every method's main stage under ``budget: uniform`` (README of the specs).
 UNIFORM_ITERATIONS = 15000

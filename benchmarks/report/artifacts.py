@@ -39,6 +39,8 @@ def figure_stems(suite: Suite) -> list[str]:
         stems.append("fig_lambda_sweep")
     if suite.spec.get("qualitative") and "lefed" in suite.spec["methods"]:
         stems.append("fig3_qualitative")
+    if suite.feature_run():
+        stems.append("fig6_features")
     return stems
 
 

@@ -130,14 +130,16 @@ _RULES: dict[type[nn.Module], Callable[..., None]] = {
 def complexity(config: RunConfig, options: Options, patch: tuple[int, int, int]) -> dict[str, int]:
     """``params``: trainable parameters of the saved segmenter; ``params_train``: every parameter any of
     the method's optimisers trains (discriminators included); ``macs``: one inference forward
-    (:meth:`Method.predict`) of a ``1 x C x patch`` input.
+    (:meth:`Method.predict`) of a ``1 x C x patch`` input; ``macs_train``: one forward of the whole
+    training-time network (:meth:`Method.training_forward`: every decoder and head, ``tables.md`` section 5).
     """
     method = build_method(config, options)
     main = OptimizerSpec(params=[])
     trained = {id(p): p for spec in method.optimizers(main).values() for p in spec.params}
-    macs = count_macs(method, (1, config.in_channels, *patch), forward=lambda m, x: m.predict(x))
+    shape = (1, config.in_channels, *patch)
     return {
         "params": count_params(method.segmenter()),
         "params_train": sum(p.numel() for p in trained.values()),
-        "macs": macs,
+        "macs": count_macs(method, shape, forward=lambda m, x: m.predict(x)),
+        "macs_train": count_macs(method, shape, forward=lambda m, x: m.training_forward(x)),
     }

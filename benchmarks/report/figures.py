@@ -7,8 +7,8 @@
 - ``fig_training_curves``: total loss per iteration (from ``log.csv``) of each table row.
 - ``fig3_qualitative``: image, ground truth and each method's prediction on the axial slice with the
   largest ground-truth area (``predictions.npz`` written by ``sslbench predict``).
-Fig. 6 (LeFeD decoder features over training) needs feature snapshots written during training; the
-harness has no such callback yet, so it is not produced.
+- ``fig6_features``: LeFeD's decoder features over training from the weight snapshots of one run
+  (``results/features/<suite>/fig6.npz`` written by ``sslbench features``).
 """
 
 from __future__ import annotations
@@ -52,8 +52,7 @@ def fig_complexity(suite: Suite, out: Path, complexity_dir: Path) -> None:
         rows.append({"method": method, "label": ROW_LABELS.get(method, "V-Net" if method == "vnet" else method),
                      "params_train_M": data["params_train"] / 1e6, "params_inference_M": data["params"] / 1e6,
                      "macs_G": data["macs"] / 1e9,
-                     # training-network MACs, when the complexity counter reports them (tables.md section 5)
-                     "macs_train_G": data["macs_train"] / 1e9 if "macs_train" in data else float("nan"),
+                     "macs_train_G": data["macs_train"] / 1e9,
                      "source": str(path)})
     df = pd.DataFrame(rows)
     fig, axes = plt.subplots(1, 2, figsize=(10, 0.45 * len(df) + 1.5), sharey=True)
@@ -63,8 +62,9 @@ def fig_complexity(suite: Suite, out: Path, complexity_dir: Path) -> None:
                                      "params_inference_M": "params (segmenter)"})
     sns.barplot(long, y="label", x="M", hue="kind", ax=axes[0])
     axes[0].set(xlabel="parameters (M)", ylabel="")
-    macs = df.melt(id_vars=["label"], value_vars=["macs_G", "macs_train_G"], var_name="kind", value_name="G").dropna()
-    macs["kind"] = macs["kind"].map({"macs_G": "macs (sslbench complexity)", "macs_train_G": "training network"})
+    macs = df.melt(id_vars=["label"], value_vars=["macs_G", "macs_train_G"], var_name="kind", value_name="G")
+    macs["kind"] = macs["kind"].map({"macs_G": "inference (Method.predict)",
+                                     "macs_train_G": "training network (all decoders and heads)"})
     sns.barplot(macs, y="label", x="G", hue="kind", ax=axes[1], palette=["C2", "C3"][: macs["kind"].nunique()])
     axes[1].set(xlabel="MACs (G), one forward pass at 1×1×96³", ylabel="")
     fig.suptitle("Fig. 7: model complexity (suite counter; transposed convs per input voxel, BN/ReLU counted)")
@@ -222,6 +222,41 @@ def fig_qualitative(suite: Suite, out: Path, root: Path) -> None:
     _save(fig, out, "fig3_qualitative", pd.DataFrame(records))
 
 
+def fig_features(suite: Suite, out: Path, root: Path) -> None:
+    """Fig. 6: rows = each decoder's channel-mean last feature map, then |A − B|; columns = snapshots;
+    one colour scale per row."""
+    path = root / suite.features_file()
+    data = np.load(path)
+    names, maps, iterations = [str(n) for n in data["names"]], data["maps"], data["iterations"]
+    if len(names) == 2:
+        names.append(f"|{names[0].split()[0]} − {names[1].split()[0]}|")
+        maps = np.concatenate([maps, np.abs(maps[:1] - maps[1:2])])
+    per_epoch = suite.spec["feature_snapshots"].get("epoch_iterations")
+    titles = [f"Epoch {i / per_epoch:g}" if per_epoch else f"iteration {i}" for i in iterations]
+    n_rows, n_cols = len(names), len(iterations)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.7 * n_cols + 0.8, 1.7 * n_rows + 0.6), squeeze=False)
+    records = []
+    for r, name in enumerate(names):
+        lo, hi = float(maps[r].min()), float(maps[r].max())
+        for c, title in enumerate(titles):
+            ax = axes[r, c]
+            image = ax.imshow(maps[r, c].T, cmap="viridis", vmin=lo, vmax=hi if hi > lo else lo + 1e-6, origin="lower")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(title, fontsize=8)
+            if c == 0:
+                ax.set_ylabel(name, fontsize=8)
+            records.append({"map": name, "stage": str(data["stages"][c]), "iteration": int(iterations[c]),
+                            "mean": float(maps[r, c].mean()), "std": float(maps[r, c].std()),
+                            "min": float(maps[r, c].min()), "max": float(maps[r, c].max()),
+                            "case": str(data["case"]), "run_dir": str(data["run_dir"]), "source": str(path)})
+        fig.colorbar(image, ax=axes[r].tolist(), shrink=0.8, pad=0.01)
+    fig.suptitle(_title(suite, f"Fig. 6: LeFeD decoder features over training (channel mean of the last decoder "
+                               f"block, central axial slice of case {data['case']})"), fontsize=9)
+    _save(fig, out, "fig6_features", pd.DataFrame(records))
+
+
 def build_figures(suite: Suite, out: str | Path, root: str | Path = ".",
                   complexity_dir: str | Path = "results/complexity") -> list[Path]:
     out, root = Path(out), Path(root)
@@ -240,6 +275,8 @@ def build_figures(suite: Suite, out: str | Path, root: str | Path = ".",
         fig_sweep(suite, out, results, "lambda_sweep")
     if "fig3_qualitative" in stems:
         fig_qualitative(suite, out, root)
+    if "fig6_features" in stems:
+        fig_features(suite, out, root)
     return sorted(out.iterdir())
 
 

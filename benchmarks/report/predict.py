@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 
 def select_cases(per_case_csv: str | Path, n: int = 2) -> list[str]:
@@ -27,23 +26,16 @@ def select_cases(per_case_csv: str | Path, n: int = 2) -> list[str]:
 
 
 def predict_cases(run_dir: str | Path, cases: list[str], out: str | Path) -> Path:
-    from ..config import load_config
     from ..evaluate.inference import predict_mask, sliding_window
     from ..evaluate.metrics import case_metrics
     from ..evaluate.run import _checkpoint_path
-    from ..runtime import architecture, build_method, resolve_device
-    from ..train.checkpoint import load_checkpoint
+    from ..runtime import resolve_device, restore_method, run_config
     from ..train.data import load_split, load_test_cases
 
     run_dir = Path(run_dir)
-    recorded = yaml.safe_load((run_dir / "config.yaml").read_text())
-    config, options = load_config(recorded)
-    path = _checkpoint_path(run_dir, "auto", config.selection)
-    state = load_checkpoint(path, config.method, architecture(config))
+    config, options = run_config(run_dir)
     device = resolve_device(config.device)
-    method = build_method(config, options)
-    method.load_state_dict(state["method_state"])
-    method.to(device).eval()
+    method = restore_method(config, options, _checkpoint_path(run_dir, "auto", config.selection), device)
     wanted = set(cases)
     arrays: dict[str, np.ndarray] = {}
     for case in load_test_cases(config, load_split(config), False):

@@ -60,6 +60,7 @@ PREPARE = {
             "<data_root>/Lung: cases/<ID>.h5, train.list, test.list",
 }
 MARKER_FILES = {"pancreas_coranet": "test.txt"}
+DEFAULT_SEEDS = [1337, 1338, 1339]
 
 
 @dataclass
@@ -108,6 +109,17 @@ class Suite:
             if d["name"] == name:
                 return d
         raise KeyError(name)
+
+    def feature_run(self) -> str | None:
+        """Canonical path of the LeFeD run whose weight snapshots make Fig. 6, if the suite asks for it."""
+        snap = self.spec.get("feature_snapshots")
+        if not snap or snap["dataset"] in self.skipped or snap["dataset"] not in {d["name"] for d in self.spec["datasets"]}:
+            return None
+        return self.find(snap["dataset"], "lefed", str(snap["labels"]), self.spec.get("seeds", DEFAULT_SEEDS)[0])
+
+    def features_file(self) -> str:
+        """Where ``sslbench features`` writes Fig. 6's data."""
+        return f"results/features/{self.name}/fig6.npz"
 
     def find(self, dataset: str, key: str, labels: str, seed: int) -> str:
         """Canonical run path of a cell's run."""
@@ -184,7 +196,7 @@ def load_suite(name_or_path: str | Path, data_root: str = "data", skip_missing: 
     common = list(spec.get("set", []))
     per_method = spec.get("method_set", {}) or {}
     per_dataset = spec.get("dataset_set", {}) or {}
-    seeds = spec.get("seeds", [1337, 1338, 1339])
+    seeds = spec.get("seeds", DEFAULT_SEEDS)
     runs: dict[str, Run] = {}
 
     def add(dataset: str, key: str, method: str, labels: Any, seed: int, extra: list[str], use: tuple[str, str]):
@@ -239,11 +251,20 @@ def load_suite(name_or_path: str | Path, data_root: str = "data", skip_missing: 
                     add(dataset, f"lefed-enc_{value}", "lefed", labels, seed, [f"encoding={value}"],
                         ("encodings", value))
 
+    snap = spec.get("feature_snapshots")
+    if snap and snap["dataset"] in roots and snap["dataset"] not in skipped:
+        add(snap["dataset"], "lefed", "lefed", snap["labels"], seeds[0], [], ("features", "lefed"))
+
     aliases: dict[str, str] = {}
     ordered = list(runs.values())
     if dedup:
         ordered, aliases = _dedup(ordered)
-    return Suite(name, spec, str(data_root), ordered, aliases, skipped)
+    suite = Suite(name, spec, str(data_root), ordered, aliases, skipped)
+    if snap and snap["dataset"] in roots and snap["dataset"] not in skipped:
+        path = suite.feature_run()
+        # ``snapshots`` is operational (outside the config hash), so the shared run keeps its identity.
+        next(r for r in ordered if r.path == path).sets.append(f"snapshots={json.dumps(snap['iterations'])}")
+    return suite
 
 
 def _dedup(runs: list[Run]) -> tuple[list[Run], dict[str, str]]:

@@ -50,6 +50,7 @@ from .provenance import provenance
 from .schedules import learning_rate
 
 LATEST, FINAL, BEST = "checkpoint_latest.pt", "checkpoint_final.pt", "checkpoint_best.pt"
+SNAPSHOTS = "snapshots"
 
 
 def prepare_run_dir(run_dir: Path, config: RunConfig) -> None:
@@ -228,6 +229,8 @@ class Trainer:
                 bar.set_postfix(val_dice=f"{dice:.2f}", best=f"{self.best['dice']:.2f}")
             if done % config.checkpoint_every == 0 or done == total:
                 save_checkpoint(self.run_dir / LATEST, self._state(index + (done == total), 0 if done == total else done))
+            if done in config.snapshots:
+                self._snapshot(index, done)
         bar.close()
 
     def _set_learning_rates(self, iteration: int, total: int, constant: bool) -> dict[str, float]:
@@ -277,6 +280,11 @@ class Trainer:
             "optimizer_steps": dict(self.ctx.steps),
             "best": dict(self.best),
         }
+
+    def _snapshot(self, index: int, done: int) -> None:
+        """Weights after ``done`` iterations of stage ``index`` (no optimiser state), for feature figures."""
+        state = {key: value for key, value in self._state(index, done).items() if key not in ("optimizers", "scalers")}
+        save_checkpoint(self.run_dir / SNAPSHOTS / f"{self.stages[index].name}_{done:06d}.pt", state)
 
     def _resume(self) -> tuple[int, int]:
         path = self.run_dir / LATEST

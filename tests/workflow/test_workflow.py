@@ -89,9 +89,14 @@ def test_smoke_tables(smoke: Path) -> None:
     assert "V-Net (labeled only)" in md and "Selection:" in md and "voxel" in md
     figures = smoke / "figures" / "smoke"
     for stem in ("fig7_complexity", "fig_training_curves", "fig5_encodings", "fig_t_sweep", "fig_lambda_sweep",
-                 "fig3_qualitative"):
+                 "fig3_qualitative", "fig6_features"):
         assert (figures / f"{stem}.png").stat().st_size > 1000
         assert (figures / f"{stem}.pdf").is_file()
+    fig6 = pd.read_csv(figures / "fig6_features.csv")  # maps A, B, |A - B| at the snapshots of the LeFeD run
+    assert list(fig6["map"].unique()) == ["A (Dice)", "B (CE)", "|A − B|"] and list(fig6.iteration.unique()) == [3, 6]
+    assert (fig6.run_dir == lefed_dir).all() and (fig6["max"] >= fig6["min"]).all()
+    complexity = pd.read_csv(figures / "fig7_complexity.csv").set_index("method")
+    assert complexity.loc["lefed", "macs_train_G"] > 2 * complexity.loc["lefed", "macs_G"]
     # a second run has nothing to do
     again = snakemake(smoke, "--config", "suite=smoke", "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
@@ -128,7 +133,7 @@ def test_throwaway_method_appears_in_tables(tmp_path: Path) -> None:
     plugin.mkdir()
     (plugin / "sitecustomize.py").write_text(TOY)  # registers `toy` in every Python process of the run
     spec = yaml.safe_load((REPO / "benchmarks/config/suites/smoke.yaml").read_text())
-    for key in ("ablation", "t_sweep", "lambda_sweep", "encodings", "qualitative"):
+    for key in ("ablation", "t_sweep", "lambda_sweep", "encodings", "qualitative", "feature_snapshots"):
         spec.pop(key)
     spec.update(name="toy", methods=["vnet_lower", "toy"])
     (tmp_path / "toy.yaml").write_text(yaml.safe_dump(spec))
@@ -140,7 +145,7 @@ def test_throwaway_method_appears_in_tables(tmp_path: Path) -> None:
 
 def test_killed_training_resumes(tmp_path: Path) -> None:
     spec = yaml.safe_load((REPO / "benchmarks/config/suites/smoke.yaml").read_text())
-    for key in ("ablation", "t_sweep", "lambda_sweep", "encodings", "qualitative"):
+    for key in ("ablation", "t_sweep", "lambda_sweep", "encodings", "qualitative", "feature_snapshots"):
         spec.pop(key)
     spec.update(name="resume", methods=["vnet_lower"])
     spec["set"] = [s for s in spec["set"] if not s.startswith(("iterations=", "checkpoint_every=", "val_every="))]

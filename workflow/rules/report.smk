@@ -24,11 +24,31 @@ rule tables:
         "sslbench tables --suite {input.suite} {params.cfg} --out {params.out} > {log} 2>&1"
 
 
+rule features:
+    input:
+        lambda wildcards: f"{SUITE.feature_run()}/checkpoint_final.pt",
+    output:
+        SUITE.features_file(),
+    params:
+        run_dir=lambda wildcards, input: os.path.dirname(input[0]),
+    threads: 1
+    resources:
+        gpu=1,
+        gpu_mem_mb=4000,
+    conda:
+        ENV
+    log:
+        f"results/logs/{NAME}/features.log",
+    shell:
+        "OMP_NUM_THREADS={threads} sslbench features {params.run_dir} --out {output} > {log} 2>&1"
+
+
 rule figures:
     input:
         summaries,
         train_logs,
         predictions,
+        [SUITE.features_file()] if SUITE.feature_run() else [],
         expand("results/complexity/{method}.json", method=COMPLEXITY_METHODS),
         suite=SUITE_FILE,
     output:
