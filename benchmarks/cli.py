@@ -169,7 +169,7 @@ def _parser() -> argparse.ArgumentParser:
     run_options(p)
     p.add_argument("--patch", type=int, nargs=3, default=(96, 96, 96), metavar=("X", "Y", "Z"),
                    help="input size for MACs (default: 96 96 96, the paper's Fig. 7)")
-    p.add_argument("--json", action="store_true", help='print {"params", "params_train", "macs", "macs_train"} as JSON')
+    p.add_argument("--json", action="store_true", help="print the counts as JSON")
     p.set_defaults(func=cmd_complexity)
 
     p = sub.add_parser("predict", help="save a run's predictions of a few test cases (.npz, for Fig. 3)")

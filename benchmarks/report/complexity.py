@@ -68,6 +68,28 @@ def count_macs(
     return int(round(macs))
 
 
+def count_used_params(
+    model: nn.Module, input_shape: tuple[int, ...], forward: Callable[[nn.Module, Tensor], Any] | None = None
+) -> int:
+    """Trainable parameters of the modules that one eval-mode ``forward`` on a zero input actually calls
+    (e.g. decoder A of LeFeD at inference), each parameter counted once."""
+    called: list[nn.Module] = []
+    hooks = [m.register_forward_hook(lambda m, i, o: called.append(m)) for m in model.modules()
+             if any(True for _ in m.parameters(recurse=False))]
+    param = next(model.parameters(), None)
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            (forward or (lambda m, x: m(x)))(model, torch.zeros(input_shape, device=param.device if param is not None else "cpu"))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    used = {id(p): p for m in called for p in m.parameters(recurse=False) if p.requires_grad}
+    return sum(p.numel() for p in used.values())
+
+
 class _Forward(nn.Module):
     def __init__(self, model: nn.Module, forward: Callable[[nn.Module, Tensor], Any]) -> None:
         super().__init__()
@@ -129,7 +151,8 @@ _RULES: dict[type[nn.Module], Callable[..., None]] = {
 
 def complexity(config: RunConfig, options: Options, patch: tuple[int, int, int]) -> dict[str, int]:
     """``params``: trainable parameters of the saved segmenter; ``params_train``: every parameter any of
-    the method's optimisers trains (discriminators included); ``macs``: one inference forward
+    the method's optimisers trains (discriminators included); ``params_inference``: the parameters that
+    :meth:`Method.predict` uses (decoder A of LeFeD, decoder 1 of MC-Net+); ``macs``: one inference forward
     (:meth:`Method.predict`) of a ``1 x C x patch`` input; ``macs_train``: one forward of the whole
     training-time network (:meth:`Method.training_forward`: every decoder and head, ``tables.md`` section 5).
     """
@@ -140,6 +163,7 @@ def complexity(config: RunConfig, options: Options, patch: tuple[int, int, int])
     return {
         "params": count_params(method.segmenter()),
         "params_train": sum(p.numel() for p in trained.values()),
+        "params_inference": count_used_params(method, (1, config.in_channels, 32, 32, 32), lambda m, x: m.predict(x)),
         "macs": count_macs(method, shape, forward=lambda m, x: m.predict(x)),
         "macs_train": count_macs(method, shape, forward=lambda m, x: m.training_forward(x)),
     }

@@ -49,8 +49,9 @@ def snapshot_paths(run_dir: Path) -> list[Path]:
     folder = run_dir / SNAPSHOTS
     paths = sorted(folder.glob("*.pt")) if folder.is_dir() else []
     if not paths:
-        raise DataError(f"{folder}: no weight snapshots; train the run with --set 'snapshots=[...]' "
-                        "(outer iterations at which to keep the weights)")
+        raise DataError(f"{folder}: no weight snapshots; train the run with --set 'snapshots=[...]' (outer "
+                        "iterations at which to keep the weights); a run that finished without them must be "
+                        "retrained from scratch (remove its directory)")
     record = run_dir / "provenance.json"
     order = [s["name"] for s in json.loads(record.read_text()).get("stages", [])] if record.is_file() else []
     return sorted(paths, key=lambda p: (order.index(_stage(p)) if _stage(p) in order else len(order), p.name))

@@ -1,7 +1,7 @@
 """Figures from stored run results (``tables.md`` sections 4-7), seaborn, PNG + PDF + CSV.
 
-- ``fig7_complexity``: parameters (trainable, inference) and MACs per method at 1x1x96^3 from
-  ``results/complexity/<method>.json`` (``sslbench complexity --json``).
+- ``fig7_complexity``: parameters (trainable, used at inference) and MACs (inference, training network) per
+  method at 1x1x96^3 from ``results/complexity/<method>.json`` (``sslbench complexity --json``).
 - ``fig5_encodings``: Dice/Jaccard/ASD/95HD per discrepancy encoding and setting (mean ± std over seeds).
 - ``fig_t_sweep`` / ``fig_lambda_sweep``: Tables V and VI as line plots.
 - ``fig_training_curves``: total loss per iteration (from ``log.csv``) of each table row.
@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from ..errors import DataError
 from .suites import ENCODING_LABELS, ROW_LABELS, Suite, _fmt_lambda
 from .tables import METRIC_HEADERS, METRICS, PAPER_CSV, Results, load_paper_values
 
@@ -49,8 +50,13 @@ def fig_complexity(suite: Suite, out: Path, complexity_dir: Path) -> None:
     for method in sorted({r.method for r in suite.runs}):
         path = complexity_dir / f"{method}.json"
         data = json.loads(path.read_text())
+        missing = {"params", "params_train", "params_inference", "macs", "macs_train"} - set(data)
+        if missing:
+            raise DataError(f"{path} lacks {', '.join(sorted(missing))} (written by an older sslbench); "
+                            "delete it and rerun `sslbench complexity --json`")
         rows.append({"method": method, "label": ROW_LABELS.get(method, "V-Net" if method == "vnet" else method),
-                     "params_train_M": data["params_train"] / 1e6, "params_inference_M": data["params"] / 1e6,
+                     "params_train_M": data["params_train"] / 1e6, "params_segmenter_M": data["params"] / 1e6,
+                     "params_inference_M": data["params_inference"] / 1e6,
                      "macs_G": data["macs"] / 1e9,
                      "macs_train_G": data["macs_train"] / 1e9,
                      "source": str(path)})
@@ -59,7 +65,7 @@ def fig_complexity(suite: Suite, out: Path, complexity_dir: Path) -> None:
     long = df.melt(id_vars=["label"], value_vars=["params_train_M", "params_inference_M"], var_name="kind",
                    value_name="M")
     long["kind"] = long["kind"].map({"params_train_M": "params_train (everything optimised)",
-                                     "params_inference_M": "params (segmenter)"})
+                                     "params_inference_M": "params_inference (used by Method.predict)"})
     sns.barplot(long, y="label", x="M", hue="kind", ax=axes[0])
     axes[0].set(xlabel="parameters (M)", ylabel="")
     macs = df.melt(id_vars=["label"], value_vars=["macs_G", "macs_train_G"], var_name="kind", value_name="G")
@@ -67,6 +73,8 @@ def fig_complexity(suite: Suite, out: Path, complexity_dir: Path) -> None:
                                      "macs_train_G": "training network (all decoders and heads)"})
     sns.barplot(macs, y="label", x="G", hue="kind", ax=axes[1], palette=["C2", "C3"][: macs["kind"].nunique()])
     axes[1].set(xlabel="MACs (G), one forward pass at 1×1×96³", ylabel="")
+    for ax in axes:
+        sns.move_legend(ax, "upper center", bbox_to_anchor=(0.5, -0.1), title=None, frameon=False)
     fig.suptitle("Fig. 7: model complexity (suite counter; transposed convs per input voxel, BN/ReLU counted)")
     _save(fig, out, "fig7_complexity", df)
 

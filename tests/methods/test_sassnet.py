@@ -62,7 +62,8 @@ def test_parameter_counts_and_optimizers() -> None:
     result = complexity(config, options, (32, 32, 32))
     assert result["macs_train"] == result["macs"]  # the discriminator is not part of the segmentation network
     assert result | {"macs": 0, "macs_train": 0} == {
-        "params": 9_448_866, "params_train": 9_448_866 + 11_020_290, "macs": 0, "macs_train": 0}
+        "params": 9_448_866, "params_train": 9_448_866 + 11_020_290, "params_inference": 9_448_866, "macs": 0,
+        "macs_train": 0}
     method = build_method(config, options)
     specs = method.optimizers(methods.OptimizerSpec([]))
     assert {id(p) for p in specs["main"].params} == {id(p) for p in method.net.parameters()}

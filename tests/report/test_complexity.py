@@ -72,3 +72,11 @@ def test_training_network_macs_match_fig7_references(method: str, macs: float, m
     result = complexity(config, options, (32, 32, 32))
     assert result["macs"] * 27 / 1e9 == pytest.approx(macs, rel=0.01)
     assert result["macs_train"] * 27 / 1e9 == pytest.approx(macs_train, rel=0.01)
+
+
+@pytest.mark.parametrize(("method", "inference"), [("lefed", 9_448_866), ("mcnet_plus", 9_448_866),
+                                                   ("ssnet", 9_448_866), ("fussnet", 9_464_152)])
+def test_inference_parameters_are_those_predict_uses(method: str, inference: int) -> None:
+    """tables.md section 5: LeFeD and MC-Net+ infer through one V-Net decoder; SS-Net's heads are unused."""
+    config, options = load_config({"method": method})
+    assert complexity(config, options, (32, 32, 32))["params_inference"] == inference

@@ -72,6 +72,8 @@ rule predict:
 rule complexity:
     output:
         "results/complexity/{method}.json",
+    params:
+        counts="params params_train params_inference macs macs_train",  # a new count reruns earlier results
     conda:
         ENV
     log:
