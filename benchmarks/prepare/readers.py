@@ -69,7 +69,7 @@ def _nifti_pixdim(path: Path) -> tuple[float, float, float] | None:
         with opener(path, "rb") as handle:
             header = handle.read(348)
     except OSError as exc:
-        raise DataError(f"{path}: cannot read file ({exc})") from None
+        raise DataError(f"{path}: unreadable image ({exc})") from None
     if len(header) < 348:
         return None
     for order in "<>":
