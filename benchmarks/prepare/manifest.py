@@ -88,7 +88,8 @@ def is_current(entry: dict[str, Any] | None, options_digest: str, sources: dict[
     return bool(
         entry
         and entry.get("options_digest") == options_digest
-        and {k: v.get("sha256") for k, v in entry.get("sources", {}).items()} == {k: v["sha256"] for k, v in sources.items()}
+        and {k: v.get("sha256") for k, v in entry.get("sources", {}).items()}
+        == {k: v["sha256"] for k, v in sources.items()}
         and (root / entry.get("output", "")).is_file()
         and os.path.getsize(root / entry["output"]) == entry.get("output_bytes")
     )

@@ -19,7 +19,15 @@ from benchmarks.errors import DataError
 from benchmarks.prepare import steps
 from benchmarks.prepare.readers import Volume, check_same_geometry, read_dicom_series, read_volume
 from benchmarks.prepare.recipes import (
-    SPLIT, Prepared, RawCase, Recipe, _check_range, _nonnegative, check_label_values, packaged_list, volume_info,
+    SPLIT,
+    Prepared,
+    RawCase,
+    Recipe,
+    check_label_values,
+    check_range,
+    packaged_list,
+    require_nonnegative,
+    volume_info,
 )
 
 #: Patients TCIA removed as duplicates; the MC-Net+ lists still use them.
@@ -70,8 +78,8 @@ class McnetOptions:
     target: int = 96
 
     def __post_init__(self) -> None:
-        _check_range("window", *self.window)
-        _nonnegative(margin=self.margin, target=self.target)
+        check_range("window", *self.window)
+        require_nonnegative(margin=self.margin, target=self.target)
 
 
 class PancreasMcnet(Recipe):
@@ -127,8 +135,8 @@ class CoranetOptions:
     minimum: int = 96
 
     def __post_init__(self) -> None:
-        _check_range("clip", *self.clip)
-        _nonnegative(margin=self.margin, minimum=self.minimum)
+        check_range("clip", *self.clip)
+        require_nonnegative(margin=self.margin, minimum=self.minimum)
 
 
 class PancreasCoranet(Recipe):

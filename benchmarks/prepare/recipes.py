@@ -70,12 +70,12 @@ class Prepared:
     attrs: dict[str, Any] = field(default_factory=dict)
 
 
-def _check_range(name: str, lo: float, hi: float) -> None:
+def check_range(name: str, lo: float, hi: float) -> None:
     if not lo < hi:
         raise ConfigError(f"option {name!r}: lower bound {lo} must be below upper bound {hi}")
 
 
-def _nonnegative(**values: int) -> None:
+def require_nonnegative(**values: int) -> None:
     for name, value in values.items():
         if value < 0:
             raise ConfigError(f"option {name!r} must be >= 0, got {value}")
@@ -158,7 +158,7 @@ class LAOptions:
     label_value: int = 255
 
     def __post_init__(self) -> None:
-        _nonnegative(margin=self.margin, target=self.target)
+        require_nonnegative(margin=self.margin, target=self.target)
 
 
 def case_rng(seed: int, case_id: str) -> np.random.Generator:
@@ -221,9 +221,9 @@ class NiftiOptions:
     normalise: Literal["zscore_crop", "zscore", "minmax", "none"] = "zscore_crop"
 
     def __post_init__(self) -> None:
-        _nonnegative(margin=self.margin, minimum=self.minimum)
+        require_nonnegative(margin=self.margin, minimum=self.minimum)
         if self.clip is not None:
-            _check_range("clip", *self.clip)
+            check_range("clip", *self.clip)
         if self.spacing is not None and min(self.spacing) <= 0:
             raise ConfigError(f"option 'spacing' must be positive (mm), got {self.spacing}")
 

@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,8 @@ def parse_options(recipe: Recipe, values: Sequence[str] | Mapping[str, Any] = ()
 
 def case_options(options: Any) -> dict[str, Any]:
     """The options that change cases (fields not marked ``split``)."""
-    return {f.name: to_dict(getattr(options, f.name)) for f in dataclasses.fields(options) if not f.metadata.get("split")}
+    return {f.name: to_dict(getattr(options, f.name)) for f in dataclasses.fields(options)
+            if not f.metadata.get("split")}
 
 
 def write_h5(path: Path, prepared: Prepared) -> None:
@@ -120,7 +121,7 @@ def prepare_dataset(dataset: str, raw: str | os.PathLike[str], out: str | os.Pat
     record: dict[str, Any] = {
         "recipe": recipe.name, "split": recipe.split_name(opts), "layout": layout.name, "raw": str(raw.resolve()),
         "options": to_dict(opts), "options_digest": options_digest, "recipe_version": RECIPE_VERSION,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "code": code_version(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"), "code": code_version(),
         "packages": {**package_versions(), "SimpleITK": sitk.Version.VersionString()},
         "oracle_crop": "every case is cropped around its ground-truth label (literature convention)",
         "complete": False, "lists": lists, "cases": {},

@@ -29,9 +29,9 @@ class Box:
 
     def apply(self, array: np.ndarray, fill: float = 0) -> np.ndarray:
         """The cropped and padded copy of ``array`` (X, Y, Z)."""
-        cut = array[tuple(slice(lo, hi) for lo, hi in zip(self.lo, self.hi))]
+        cut = array[tuple(slice(lo, hi) for lo, hi in zip(self.lo, self.hi, strict=True))]
         if any(self.before) or any(self.after):
-            cut = np.pad(cut, list(zip(self.before, self.after)), constant_values=fill)
+            cut = np.pad(cut, list(zip(self.before, self.after, strict=True)), constant_values=fill)
         return np.ascontiguousarray(cut)
 
     def as_dict(self) -> dict[str, list[int]]:
@@ -74,7 +74,7 @@ def resample(volume: Volume, spacing: Sequence[float], interpolator: str) -> Vol
     voxel (0, 0, 0) at the input's origin. ``interpolator``: ``linear``, ``bspline`` or ``nearest``.
     Images come back as float32, labels (nearest) keep their dtype.
     """
-    size = [int(np.floor(n * s / t + 1e-6)) for n, s, t in zip(volume.shape, volume.spacing, spacing)]
+    size = [int(np.floor(n * s / t + 1e-6)) for n, s, t in zip(volume.shape, volume.spacing, spacing, strict=True)]
     if min(size) < 1:
         raise DataError(f"{volume.source}: resampling {volume.shape} voxels of {volume.spacing} mm to "
                         f"{tuple(spacing)} mm leaves an empty axis")

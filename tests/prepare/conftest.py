@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from prepare.rawdata import lung_ids, make_la, make_msd, make_pancreas, pancreas_numbers
 
 

@@ -52,7 +52,7 @@ def test_la_fixed_margins_zscore_of_the_whole_volume(raw_la: Path, tmp_path: Pat
     assert entry["crop"]["lo"] == [9, 5, 0] and entry["crop"]["hi"] == [20, 16, 10]
     layout = get_layout("la")
     train, test = layout.read_lists(out)
-    assert (out / "train.list").read_bytes() == (Path(__file__).parents[2] / "benchmarks/prepare/lists/la_train.list").read_bytes()
+    assert hashlib.md5((out / "train.list").read_bytes()).hexdigest() == "ded9b3bf69cd44ddeda212e30a9f5b00"
     assert hashlib.md5((out / "test.list").read_bytes()).hexdigest() == "c8b450d0ab549f4c1e8bcecec45f0209"
     store = CaseStore.load(layout, out, train[:3] + test[:2], progress=False)
     assert store[LA_PROBE].shape == (11, 11, 10) and store[LA_PROBE].spacing == pytest.approx(SPACING)
@@ -109,7 +109,8 @@ def test_pancreas_mcnet_official_split_names_the_removed_patients(raw_pancreas: 
 
 
 @pytest.mark.parametrize("true_z", [False, True])
-def test_pancreas_coranet_spacing_quirk_clip_minmax_and_padding(raw_pancreas: Path, tmp_path: Path, true_z: bool) -> None:
+def test_pancreas_coranet_spacing_quirk_clip_minmax_and_padding(raw_pancreas: Path, tmp_path: Path,
+                                                                true_z: bool) -> None:
     out = tmp_path / "coranet"
     prepare_dataset("pancreas_coranet", raw_pancreas, out,
                     ["margin=2", "minimum=20", f"true_z_spacing={str(true_z).lower()}", "slice_order=instance"],
