@@ -1,5 +1,5 @@
-"""``sslbench``: the suite's command line (methods, synth, train, evaluate, complexity, predict, features, tables,
-figures)."""
+"""``sslbench``: the suite's command line (methods, synth, prepare, train, evaluate, complexity, predict, features,
+tables, figures)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,14 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     root = generate_synthetic(args.out, n_train=args.train, n_test=args.test, seed=args.seed)
     print(root)
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from .prepare import prepare_dataset
+
+    summary = prepare_dataset(args.dataset, args.raw, args.out, args.set or [], None if args.progress else False)
+    print(f"{args.dataset}: {len(summary.written)} case(s) written, {len(summary.kept)} up to date -> {summary.root}")
     return 0
 
 
@@ -139,6 +147,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--test", type=int, default=20, help="test cases (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="generator seed (default: %(default)s)")
     p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("prepare", help="turn a public raw dataset into the suite's h5 layout (resumable)",
+                       description="Datasets: la (2018 challenge nrrd), pancreas_mcnet and pancreas_coranet (NIH "
+                                   "Pancreas-CT DICOM + TCIA labels), lung (MSD Task06), nnunet (any nnU-Net raw "
+                                   "dataset). Options are listed in benchmarks/prepare (an unknown key names them).")
+    p.add_argument("dataset", help="la, pancreas_mcnet, pancreas_coranet, lung or nnunet")
+    p.add_argument("--raw", required=True, help="folder of the downloaded raw data")
+    p.add_argument("--out", required=True, help="dataset root to write (cases, lists, manifest.json)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="recipe option, e.g. margins=random")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.set_defaults(func=cmd_prepare)
 
     def run_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--method", help="registered method name (default: vnet)")

@@ -14,6 +14,7 @@ table row (``vnet_lower``, ``uamt``, ..., ``lefed``; ``vnet_upper`` has ``labels
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,13 +52,14 @@ DATASET_TABLES = {
 #: How to prepare a real dataset (named in the error when it is missing).
 PREPARE = {
     "la": "download the UA-MT h5 release of the 2018 Atrial Segmentation Challenge (yulequan/UA-MT, data/) "
-          "into <data_root>/LA: '2018LA_Seg_Training Set/<ID>/mri_norm2.h5', train.list, test.list",
-    "pancreas_mcnet": "download the MC-Net+ pancreas h5 files (ycwu1997/MC-Net, data/Pancreas) into "
-                      "<data_root>/Pancreas: Pancreas_h5/<ID>_norm.h5, train.list, test.list",
-    "pancreas_coranet": "prepare NIH Pancreas-CT with CoraNet's script into <data_root>/Pancreas_coranet: "
-                        "data/<ID>.h5, train_lab.txt, train_unlab.txt, test.txt",
-    "lung": "download MSD Task06_Lung and run `sslbench prepare lung` (see the lung data issue) into "
-            "<data_root>/Lung: cases/<ID>.h5, train.list, test.list",
+          "into <data_root>/LA ('2018LA_Seg_Training Set/<ID>/mri_norm2.h5', train.list, test.list), or run "
+          "`sslbench prepare la --raw DIR --out <data_root>/LA` on the challenge's nrrd files",
+    "pancreas_mcnet": "run `sslbench prepare pancreas_mcnet --raw DIR --out <data_root>/Pancreas` on NIH "
+                      "Pancreas-CT (TCIA DICOM + labels), or pass --config 'raw={pancreas_mcnet: DIR}'",
+    "pancreas_coranet": "run `sslbench prepare pancreas_coranet --raw DIR --out <data_root>/Pancreas_coranet` on "
+                        "NIH Pancreas-CT, or pass --config 'raw={pancreas_coranet: DIR}'",
+    "lung": "run `sslbench prepare lung --raw DIR --out <data_root>/Lung` on MSD Task06_Lung, or pass "
+            "--config 'raw={lung: DIR}'",
 }
 MARKER_FILES = {"pancreas_coranet": "test.txt"}
 DEFAULT_SEEDS = [1337, 1338, 1339]
@@ -173,9 +175,10 @@ def _fmt_lambda(value: float) -> str:
 
 
 def load_suite(name_or_path: str | Path, data_root: str = "data", skip_missing: bool = False,
-               only: list[str] | None = None, dedup: bool = True) -> Suite:
+               only: list[str] | None = None, dedup: bool = True, pending: Collection[str] = ()) -> Suite:
     """Expand a suite into runs. A real dataset whose files are missing is an error naming the dataset and
-    how to prepare it, unless ``skip_missing`` (then it is listed in :attr:`Suite.skipped`)."""
+    how to prepare it, unless ``skip_missing`` (then it is listed in :attr:`Suite.skipped`) or it is
+    ``pending``: a workflow rule will prepare it from raw data."""
     spec = load_spec(name_or_path)
     name = spec["name"]
     skipped: dict[str, str] = {}
@@ -185,7 +188,7 @@ def load_suite(name_or_path: str | Path, data_root: str = "data", skip_missing: 
         roots[d["name"]] = root
         if only and d["name"] not in only:
             skipped[d["name"]] = "not selected (config 'datasets')"
-        elif not dataset_present(d["name"], root):
+        elif d["name"] not in pending and not dataset_present(d["name"], root):
             how = PREPARE.get(d["name"], "see benchmarks/config/datasets")
             msg = f"dataset {d['name']!r} not found at {root!r}: {how}"
             if not skip_missing:

@@ -1,4 +1,5 @@
-# Data: the embedded synthetic dataset. Real datasets are prepared by hand (the error names the steps).
+# Data: the embedded synthetic dataset, and real datasets prepared from the public raw releases when the config
+# names their raw folder (`raw: {lung: /downloads/Task06_Lung}`; options in `prepare: {lung: [key=value]}`).
 
 
 rule synth:
@@ -17,3 +18,29 @@ rule synth:
     shell:
         "sslbench synth --out {wildcards.root} --train {params.train} --test {params.test}"
         " --seed {params.seed} > {log} 2>&1"
+
+
+for _dataset, _root in PREPARED.items():
+
+    rule:
+        name:
+            f"prepare_{_dataset}"
+        input:
+            RAW[_dataset],
+        output:
+            dataset_marker(_dataset, _root),
+        params:
+            dataset=_dataset,
+            out=lambda wildcards, output: os.path.dirname(output[0]),
+            sets=" ".join(f"--set {shlex.quote(str(s))}" for s in (config.get("prepare") or {}).get(_dataset, [])),
+        threads: 1
+        resources:
+            mem_mb=16000,
+            runtime=12 * 60,
+        conda:
+            ENV
+        log:
+            f"results/logs/prepare/{_dataset}.log",
+        shell:
+            "OMP_NUM_THREADS={threads} sslbench prepare {params.dataset} --raw {input:q} --out {params.out:q}"
+            " {params.sets} --no-progress > {log} 2>&1"
