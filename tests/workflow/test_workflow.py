@@ -147,7 +147,7 @@ def test_killed_training_resumes(tmp_path: Path) -> None:
     spec["set"] += ["iterations=150", "checkpoint_every=5", "val_every=75"]
     (tmp_path / "resume.yaml").write_text(yaml.safe_dump(spec))
     run = tmp_path / "results/runs/resume/synthetic/vnet_lower/labels4/seed1337"
-    target = str(run.relative_to(tmp_path) / "checkpoint_final.pt")
+    target = str(run.relative_to(tmp_path) / "status.json")
     cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "1",
            "--config", "suite=resume.yaml", "--", target]
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
