@@ -11,6 +11,8 @@ import numpy as np
 from benchmarks.config import RunConfig, load_config, parse_sets
 from benchmarks.data.cases import write_case
 from benchmarks.data.layouts import get_layout, write_id_list
+from benchmarks.io import write_json
+from benchmarks.report.suites import Suite
 from methods.base import Options
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,3 +67,19 @@ def tiny_config(root: Path, *sets: str, method: str = "vnet", labels: str = "4")
 def cli_command(*args: str) -> list[str]:
     """``sslbench ARGS`` as a subprocess command line of this interpreter."""
     return [sys.executable, "-m", "benchmarks.cli", *args]
+
+
+def fake_results(suite: Suite, root: Path, failed: frozenset[str] = frozenset()) -> None:
+    """An ``eval/summary.json`` for every run of ``suite`` under ``root``; the runs in ``failed`` diverged."""
+    for i, run in enumerate(suite.runs):
+        common = {"seed": run.seed, "config_hash": f"hash{i}", "training_provenance": {
+            "code": {"commit": f"{i:040d}", "dirty": i % 2 == 1}, "device": {"type": "cpu"}}}
+        if run.path in failed:
+            summary = {**common, "status": "failed", "n_cases": 0, "n_empty": 0, "failure": {
+                "message": "stage 'train', iteration 3: non-finite loss terms loss=nan"}}
+        else:
+            summary = {**common, "status": "completed", "dice_mean": 80.0 + i, "jaccard_mean": 70.0, "asd_mean": 2.0,
+                       "hd95_mean": 7.0, "n_cases": 2, "n_empty": 0, "selection": "heldout", "lcc": False,
+                       "empty_policy": "penalty", "units": {"dice": "%", "jaccard": "%", "asd": "voxel",
+                                                            "hd95": "voxel"}}
+        write_json(root / run.path / "eval" / "summary.json", summary)
