@@ -73,7 +73,7 @@ def fake_results(suite: Suite, root: Path, failed: frozenset[str] = frozenset())
     """An ``eval/summary.json`` for every run of ``suite`` under ``root``; the runs in ``failed`` diverged."""
     for i, run in enumerate(suite.runs):
         common = {"seed": run.seed, "config_hash": f"hash{i}", "training_provenance": {
-            "code": {"commit": f"{i:040d}", "dirty": i % 2 == 1}, "device": {"type": "cpu"}}}
+            "code": {"commit": f"{i:012d}" + "f" * 28, "dirty": i % 2 == 1}, "device": {"type": "cpu"}}}
         if run.path in failed:
             summary = {**common, "status": "failed", "n_cases": 0, "n_empty": 0, "failure": {
                 "message": "stage 'train', iteration 3: non-finite loss terms loss=nan"}}
