@@ -138,6 +138,28 @@ def test_throwaway_method_appears_in_tables(tmp_path: Path) -> None:
     assert "| toy |" in (tmp_path / "results/tables/toy/table_synthetic.md").read_text()
 
 
+def test_diverged_run_is_marked_failed_and_the_other_runs_are_tabled(tmp_path: Path) -> None:
+    spec = yaml.safe_load((REPO / "benchmarks/config/suites/smoke.yaml").read_text())
+    for key in ("ablation", "t_sweep", "lambda_sweep", "encodings", "qualitative"):
+        spec.pop(key)
+    spec.update(name="diverge", methods=["vnet_lower", "uamt"], method_set={"uamt": ["optimizer.lr=1e12"]})
+    (tmp_path / "diverge.yaml").write_text(yaml.safe_dump(spec))
+    snakemake(tmp_path, "--config", "suite=diverge.yaml", "--", "results/tables/diverge/tables.done")
+    run = tmp_path / "results/runs/diverge/synthetic/uamt/labels4/seed1337"
+    status = yaml.safe_load((run / "status.json").read_text())
+    assert status["status"] == "failed" and status["terms"], status
+    assert "non-finite loss terms" in (tmp_path / "results/logs/diverge/synthetic/uamt/labels4/seed1337/train.log"
+                                       ).read_text()
+    table = pd.read_csv(tmp_path / "results/tables/diverge/table_synthetic.csv")
+    uamt, vnet = table[table.row_key == "uamt"], table[table.row_key == "vnet_lower"]
+    assert (uamt.n_failed == 1).all() and (uamt.n_runs == 0).all() and uamt["mean"].isna().all()
+    assert (vnet.n_failed == 0).all() and (vnet.n_runs == 1).all() and vnet["mean"].notna().all()
+    assert "| UA-MT |" in (md := (tmp_path / "results/tables/diverge/table_synthetic.md").read_text())
+    assert "Failed run (left out of the means): results/runs/diverge/synthetic/uamt" in md
+    again = snakemake(tmp_path, "--config", "suite=diverge.yaml", "-n", "--", "results/tables/diverge/tables.done")
+    assert "Nothing to be done" in again.stdout + again.stderr  # the divergence is a result, not retried
+
+
 def test_killed_training_resumes(tmp_path: Path) -> None:
     spec = yaml.safe_load((REPO / "benchmarks/config/suites/smoke.yaml").read_text())
     for key in ("ablation", "t_sweep", "lambda_sweep", "encodings", "qualitative"):
