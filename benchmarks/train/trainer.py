@@ -164,6 +164,11 @@ class Trainer:
             if stage.iterations is not None and stage.iterations <= 0:
                 raise ConfigError(f"stage {stage.name!r} of method {self.config.method!r} has {stage.iterations} "
                                   "iterations; it needs at least one")
+            try:  # the batch composition fits the split (checked again, per stage, when its batches are drawn)
+                TwoStreamSchedule(run.n_labeled, run.n_unlabeled, *self._batch_sizes(stage))
+            except ConfigError as exc:
+                raise ConfigError(f"stage {stage.name!r} of method {self.config.method!r}: {exc}; "
+                                  "change 'labels', 'labeled_bs' or 'unlabeled_bs'") from None
         return stages
 
     def _batch_sizes(self, stage: Stage) -> tuple[int, int]:

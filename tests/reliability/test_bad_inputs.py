@@ -89,6 +89,11 @@ CONFIG_FAULTS: dict[str, tuple[list[str], list[str], str]] = {
     "wrong_value_type": (["optimizer.lr=fast"], [], r"invalid value 'fast' for 'optimizer\.lr'; expected a number"),
     "patch_not_multiple_of_16": (["patch=[20,16,16]"], [], r"invalid value \[20, 16, 16\] for 'patch'"),
     "unknown_layout": (["layout=nifti"], [], r"unknown data layout 'nifti'"),
+    "labeled_batch_larger_than_labels": (["labeled_bs=5"], [], r"stage 'train' of method 'vnet': n_labeled=4 < "
+                                         r"labeled_bs=5: an epoch would have 0 iterations; change 'labels'"),
+    "unlabeled_batch_without_unlabeled_cases": ([], ["--method", "uamt", "--labels", "all"],
+                                                r"stage 'train' of method 'uamt': unlabeled_bs=2 but there are no "
+                                                r"unlabeled cases"),
 }
 
 
