@@ -35,7 +35,8 @@ def evaluate_run(
     """Score a run's checkpoint on the test cases with the protocol's sliding window.
 
     ``checkpoint``: ``auto`` (the held-out-best checkpoint under ``selection: heldout``, else the final
-    one), ``best``, ``final`` or a path. ``overrides`` may change only ``eval.*``, ``data_root`` and
+    one; for a diverged training, whose ``status.json`` says ``failed``, a ``failed`` summary and no score),
+    ``best``, ``final`` or a path. ``overrides`` may change only ``eval.*``, ``data_root`` and
     ``device``. Results go to ``out`` (default ``<run>/eval`` for ``auto``, ``<run>/eval_<name>`` otherwise).
     """
     run_dir = Path(run_dir)
@@ -52,7 +53,7 @@ def evaluate_run(
     name = "eval" if checkpoint == "auto" else f"eval_{Path(checkpoint).stem}"
     out_dir = Path(out) if out else run_dir / name
     status = _training_status(run_dir)
-    if status.get("status") == "failed":
+    if checkpoint == "auto" and status.get("status") == "failed":  # a named checkpoint is still scored
         return _record_failed(run_dir, out_dir, config, run_hash, status)
     path = _checkpoint_path(run_dir, checkpoint, config.selection)
     state = load_checkpoint(path, config.method, architecture(config))

@@ -51,6 +51,10 @@ def test_huge_learning_rate_stops_at_the_diverging_iteration(base_dataset: Path,
     assert summary["n_cases"] == 0 and summary["dice_mean"] is None
     assert summary["config_hash"] == json.loads((run / "provenance.json").read_text())["config_hash"]
     assert pd.read_csv(run / "eval" / "per_case.csv").empty
+    # the last good checkpoint can still be scored by naming it
+    assert main(["evaluate", str(run), "--checkpoint", str(run / LATEST), "--no-progress"]) == 0
+    scored = json.loads((run / "eval_checkpoint_latest" / "summary.json").read_text())
+    assert scored["status"] == "completed" and scored["checkpoint_position"]["iteration"] == at
 
 
 def test_divergence_before_the_first_checkpoint(base_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
