@@ -53,6 +53,15 @@ def snakemake(workdir: Path, *args: str, env: dict[str, str] | None = None, chec
     return proc
 
 
+def small_suite(folder: Path, name: str, methods: list[str], **update: object) -> None:
+    """The smoke suite reduced to the main table's ``methods``, renamed ``name``; written to ``folder/name.yaml``."""
+    spec = yaml.safe_load((REPO / "benchmarks/config/suites/smoke.yaml").read_text())
+    for key in ("ablation", "t_sweep", "lambda_sweep", "encodings", "qualitative"):
+        spec.pop(key)
+    spec.update(name=name, methods=methods, **update)
+    (folder / f"{name}.yaml").write_text(yaml.safe_dump(spec))
+
+
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("smoke")
@@ -127,11 +136,7 @@ def test_throwaway_method_appears_in_tables(tmp_path: Path) -> None:
     plugin = tmp_path / "plugin"
     plugin.mkdir()
     (plugin / "sitecustomize.py").write_text(TOY)  # registers `toy` in every Python process of the run
-    spec = yaml.safe_load((REPO / "benchmarks/config/suites/smoke.yaml").read_text())
-    for key in ("ablation", "t_sweep", "lambda_sweep", "encodings", "qualitative"):
-        spec.pop(key)
-    spec.update(name="toy", methods=["vnet_lower", "toy"])
-    (tmp_path / "toy.yaml").write_text(yaml.safe_dump(spec))
+    small_suite(tmp_path, "toy", ["vnet_lower", "toy"])
     snakemake(tmp_path, "--config", "suite=toy.yaml", env=_env(plugin))
     table = pd.read_csv(tmp_path / "results/tables/toy/table_synthetic.csv")
     assert list(table.row_key.unique()) == ["vnet_lower", "toy"]
@@ -139,11 +144,7 @@ def test_throwaway_method_appears_in_tables(tmp_path: Path) -> None:
 
 
 def test_diverged_run_is_marked_failed_and_the_other_runs_are_tabled(tmp_path: Path) -> None:
-    spec = yaml.safe_load((REPO / "benchmarks/config/suites/smoke.yaml").read_text())
-    for key in ("ablation", "t_sweep", "lambda_sweep", "encodings", "qualitative"):
-        spec.pop(key)
-    spec.update(name="diverge", methods=["vnet_lower", "uamt"], method_set={"uamt": ["optimizer.lr=1e12"]})
-    (tmp_path / "diverge.yaml").write_text(yaml.safe_dump(spec))
+    small_suite(tmp_path, "diverge", ["vnet_lower", "uamt"], method_set={"uamt": ["optimizer.lr=1e12"]})
     snakemake(tmp_path, "--config", "suite=diverge.yaml", "--", "results/tables/diverge/tables.done")
     run = tmp_path / "results/runs/diverge/synthetic/uamt/labels4/seed1337"
     status = yaml.safe_load((run / "status.json").read_text())
@@ -161,13 +162,9 @@ def test_diverged_run_is_marked_failed_and_the_other_runs_are_tabled(tmp_path: P
 
 
 def test_killed_training_resumes(tmp_path: Path) -> None:
-    spec = yaml.safe_load((REPO / "benchmarks/config/suites/smoke.yaml").read_text())
-    for key in ("ablation", "t_sweep", "lambda_sweep", "encodings", "qualitative"):
-        spec.pop(key)
-    spec.update(name="resume", methods=["vnet_lower"])
-    spec["set"] = [s for s in spec["set"] if not s.startswith(("iterations=", "checkpoint_every=", "val_every="))]
-    spec["set"] += ["iterations=150", "checkpoint_every=5", "val_every=75"]
-    (tmp_path / "resume.yaml").write_text(yaml.safe_dump(spec))
+    sets = yaml.safe_load((REPO / "benchmarks/config/suites/smoke.yaml").read_text())["set"]
+    sets = [s for s in sets if not s.startswith(("iterations=", "checkpoint_every=", "val_every="))]
+    small_suite(tmp_path, "resume", ["vnet_lower"], set=[*sets, "iterations=150", "checkpoint_every=5", "val_every=75"])
     run = tmp_path / "results/runs/resume/synthetic/vnet_lower/labels4/seed1337"
     target = str(run.relative_to(tmp_path) / "status.json")
     cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "1",
