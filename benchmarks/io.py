@@ -15,7 +15,6 @@ import yaml
 
 from .errors import StorageError
 
-
 #: Suffix of the hidden temporary files of :func:`atomic_path` (``.<name>.<random>.tmp``).
 TEMP_SUFFIX = ".tmp"
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import csv
-from io import StringIO
 from collections.abc import Callable, Mapping
+from io import StringIO
 from pathlib import Path
 from typing import Any
 

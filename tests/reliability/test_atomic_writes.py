@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from reliability.helpers import REPO, fake_results
 
 from benchmarks.io import remove_temp_files
 from benchmarks.report.suites import load_suite
 from benchmarks.report.tables import MissingResults, Results
 from benchmarks.train.checkpoint import load_checkpoint, save_checkpoint
 from benchmarks.train.logger import CsvLog
-from reliability.helpers import REPO, fake_results
 
 CHILD = r'''
 import os, sys, time

@@ -12,12 +12,12 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from reliability.helpers import ball_case, case_path, tiny_config, train_args, write_dataset
 
 from benchmarks.cli import main
 from benchmarks.runtime import architecture, build_method
 from benchmarks.train.checkpoint import save_checkpoint
 from benchmarks.train.trainer import FINAL, prepare_run_dir
-from reliability.helpers import ball_case, case_path, tiny_config, train_args, write_dataset
 
 
 def rewrite(index: int, image: np.ndarray | None, label: np.ndarray | None) -> Callable[[Path], None]:
@@ -60,15 +60,14 @@ DATA_FAULTS: dict[str, tuple[Callable[[Path], None], list[str], list[str], str]]
                        r"cases/c0\.h5 \(case c0\): image shape \(20, 20, 16\) != label shape \(20, 20, 8\)"),
     "label_outside_0_1": (rewrite(0, IMAGE, BAD_LABEL), [], [],
                           r"cases/c0\.h5 \(case c0\): label has 1 voxels outside \{0, 1\} \(values: 2\)"),
-    "nan_intensity": (rewrite(0, NAN_IMAGE, LABEL), [], [], r"cases/c0\.h5 \(case c0\): image has non-finite "
-                                                           r"values \(1 NaN, 0 infinite\)"),
-    "inf_intensity": (rewrite(0, INF_IMAGE, LABEL), [], [], r"cases/c0\.h5 \(case c0\): image has non-finite "
-                                                           r"values \(0 NaN, 1 infinite\)"),
+    "nan_intensity": (rewrite(0, NAN_IMAGE, LABEL), [], [],
+                      r"cases/c0\.h5 \(case c0\): image has non-finite values \(1 NaN, 0 infinite\)"),
+    "inf_intensity": (rewrite(0, INF_IMAGE, LABEL), [], [],
+                      r"cases/c0\.h5 \(case c0\): image has non-finite values \(0 NaN, 1 infinite\)"),
     "duplicate_case_id": (edit_list("train.list", ["c0", "c1", "c2", "c1", "c3", "c4"]), [], [],
                           r"train\.list: duplicate case ID 'c1' \(entries 2 and 4\)"),
     "case_in_train_and_test": (edit_list("test.list", ["c6", "c3"]), [], [],
-                               r"case 'c3' is in both the training lists .*train\.list and the test lists "
-                               r".*test\.list"),
+                               r"case 'c3' is in both the training lists .*train\.list and the test lists .*test\.list"),
     "missing_case_file": (lambda root: case_path(root, 2).unlink(), [], [],
                           r"1 listed case\(s\) have no file: 'c2': .*cases/c2\.h5"),
     "labels_larger_than_training_set": (lambda root: None, [], ["--labels", "50"],
@@ -89,11 +88,12 @@ CONFIG_FAULTS: dict[str, tuple[list[str], list[str], str]] = {
     "wrong_value_type": (["optimizer.lr=fast"], [], r"invalid value 'fast' for 'optimizer\.lr'; expected a number"),
     "patch_not_multiple_of_16": (["patch=[20,16,16]"], [], r"invalid value \[20, 16, 16\] for 'patch'"),
     "unknown_layout": (["layout=nifti"], [], r"unknown data layout 'nifti'"),
-    "labeled_batch_larger_than_labels": (["labeled_bs=5"], [], r"stage 'train' of method 'vnet': n_labeled=4 < "
-                                         r"labeled_bs=5: an epoch would have 0 iterations; change 'labels'"),
-    "unlabeled_batch_without_unlabeled_cases": ([], ["--method", "uamt", "--labels", "all"],
-                                                r"stage 'train' of method 'uamt': unlabeled_bs=2 but there are no "
-                                                r"unlabeled cases"),
+    "labeled_batch_larger_than_labels": (
+        ["labeled_bs=5"], [],
+        r"stage 'train' of method 'vnet': n_labeled=4 < labeled_bs=5: an epoch would have 0 iterations; change 'labels'"),
+    "unlabeled_batch_without_unlabeled_cases": (
+        [], ["--method", "uamt", "--labels", "all"],
+        r"stage 'train' of method 'uamt': unlabeled_bs=2 but there are no unlabeled cases"),
 }
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from reliability.helpers import fake_results, train_args
 
 from benchmarks.cli import main
 from benchmarks.report.suites import load_suite
@@ -17,7 +18,6 @@ from benchmarks.report.tables import build_tables
 from benchmarks.train.checkpoint import load_checkpoint
 from benchmarks.train.trainer import LATEST
 from methods.vnet import SupervisedVNet
-from reliability.helpers import fake_results, train_args
 
 
 def test_huge_learning_rate_stops_at_the_diverging_iteration(base_dataset: Path, tmp_path: Path,

@@ -9,11 +9,12 @@ import os
 import pathlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pandas as pd
 import pytest
 import torch
+from reliability.helpers import fake_results, train_args
 
 import benchmarks.io
 from benchmarks.cli import main
@@ -23,7 +24,6 @@ from benchmarks.train.checkpoint import load_checkpoint
 from benchmarks.train.logger import CsvLog
 from benchmarks.train.trainer import FINAL, LATEST
 from methods.vnet import SupervisedVNet
-from reliability.helpers import fake_results, train_args
 
 
 class FullDisk:
@@ -54,7 +54,7 @@ class _Filling:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._handle, name)
 
-    def __enter__(self) -> _Filling:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

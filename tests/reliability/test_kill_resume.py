@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from reliability.helpers import REPO, cli_command, train_args
 
 from benchmarks.train.checkpoint import load_checkpoint
 from benchmarks.train.trainer import BEST, FINAL, LATEST
-from reliability.helpers import REPO, cli_command, train_args
 
 PRETRAIN, SELF_TRAIN = 4, 6
 SETS = (f"pretrain_iterations={PRETRAIN}", f"iterations={SELF_TRAIN}", "selection=heldout", "validation=1",

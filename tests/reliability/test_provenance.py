@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from reliability.helpers import REPO, fake_results, tiny_config, train_args
 
 from benchmarks.cli import main
 from benchmarks.config import config_hash
@@ -18,7 +19,6 @@ from benchmarks.config.coerce import to_dict
 from benchmarks.report.suites import load_suite
 from benchmarks.report.tables import build_tables
 from benchmarks.train.trainer import FINAL, LATEST
-from reliability.helpers import REPO, fake_results, tiny_config, train_args
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,8 @@ def test_run_directory_records_config_hash_seed_code_packages_device(trained: Pa
     config, _ = tiny_config(base_dataset)
     assert yaml.safe_load((trained / "config.yaml").read_text()) == to_dict(config)  # the resolved config
     record = json.loads((trained / "provenance.json").read_text())
-    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
     assert record["config_hash"] == config_hash(config) and record["seed"] == config.seed == 1337
     assert record["code"]["commit"] == head and isinstance(record["code"]["dirty"], bool)
     assert record["packages"]["torch"] and record["packages"]["numpy"] and record["python"]
