@@ -74,6 +74,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate.run import evaluate_run
 
     summary = evaluate_run(args.run_dir, args.checkpoint, _overrides(args), args.out, None if args.progress else False)
+    if summary["status"] == "failed":
+        print(f"not scored: training failed ({summary['failure'].get('message')}); "
+              "the summary records the run as failed", file=sys.stderr)
+        return 0
     keys = ("dice", "jaccard", "asd", "hd95")
     print("  ".join(f"{k} {summary[f'{k}_mean']:.2f}±{summary[f'{k}_std'] or 0:.2f}" for k in keys)
           + f"  (n={summary['n_cases']}, empty={summary['n_empty']})")

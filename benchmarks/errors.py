@@ -17,5 +17,16 @@ class CheckpointError(SSLBenchError, RuntimeError):
     """A checkpoint is missing, corrupt or belongs to another run."""
 
 
+class StorageError(SSLBenchError, OSError):
+    """A file could not be written (full disk, quota, permissions); the previous version is kept."""
+
+
 class TrainingDiverged(SSLBenchError, RuntimeError):
-    """A loss term became NaN or infinite."""
+    """A loss term became NaN or infinite; ``stage``, ``iteration`` and ``terms`` (the non-finite values) say where."""
+
+    def __init__(self, message: str, stage: str = "", iteration: int = -1,
+                 terms: dict[str, float] | None = None) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.iteration = iteration
+        self.terms = dict(terms or {})

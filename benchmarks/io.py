@@ -13,25 +13,48 @@ from typing import Any, BinaryIO
 import pandas as pd
 import yaml
 
+from .errors import StorageError
+
+#: Suffix of the hidden temporary files of :func:`atomic_path` (``.<name>.<random>.tmp``).
+TEMP_SUFFIX = ".tmp"
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
 
-    On any error the temporary file is removed and ``path`` keeps its previous content.
+    On any error the temporary file is removed and ``path`` keeps its previous content; an ``OSError`` (a full
+    disk, a quota, permissions) becomes a :class:`StorageError` naming ``path``. A process killed mid-write
+    leaves at most a hidden ``.<name>.*.tmp`` beside ``path``, which no reader opens
+    (:func:`remove_temp_files` deletes it).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+        os.close(fd)
         yield Path(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except StorageError:
+        raise
+    except OSError as exc:
+        error = StorageError(f"could not write {path}: {exc.strerror or exc}; its previous content (if any) is kept")
+        error.errno = exc.errno
+        raise error from exc
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def remove_temp_files(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files that writers killed mid-write left in ``folder``; return them."""
+    stale = sorted(p for p in Path(folder).glob(f".*{TEMP_SUFFIX}") if p.is_file())
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> None:

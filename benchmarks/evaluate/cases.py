@@ -62,6 +62,9 @@ def write_evaluation(
 ) -> dict[str, Any]:
     """Write ``out_dir/per_case.csv`` and ``out_dir/summary.json`` atomically; return the summary.
 
+    A previous ``summary.json`` is removed first and the new one written last, so a summary never sits beside
+    a ``per_case.csv`` it was not computed from (a kill in between leaves no summary: evaluate again).
+
     The summary is :func:`summarize` of ``per_case`` followed by ``summary_extra`` (provenance such as
     ``empty_policy``, ``lcc``, ``units``, ``checkpoint``), whose keys must not shadow a statistic.
     """
@@ -71,6 +74,7 @@ def write_evaluation(
         raise ValueError(f"summary_extra keys {clash} would overwrite computed statistics")
     summary.update(summary_extra)
     out_dir = Path(out_dir)
+    (out_dir / "summary.json").unlink(missing_ok=True)
     write_csv(out_dir / "per_case.csv", per_case)
     write_json(out_dir / "summary.json", summary)
     return summary

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 
-from ..config import config_hash, load_config
+from ..config import RunConfig, config_hash, load_config
 from ..errors import CheckpointError, ConfigError
 from ..runtime import architecture, build_method, resolve_device
 from ..train.checkpoint import load_checkpoint
 from ..train.data import load_split, load_test_cases
 from ..train.provenance import provenance
-from ..train.trainer import BEST, FINAL
-from .cases import evaluate_cases, write_evaluation
+from ..train.trainer import BEST, FINAL, STATUS
+from .cases import COLUMNS, evaluate_cases, write_evaluation
 
 #: Settings an evaluation may change without retraining.
 EVAL_KEYS = frozenset({"eval", "data_root", "device"})
@@ -32,7 +35,8 @@ def evaluate_run(
     """Score a run's checkpoint on the test cases with the protocol's sliding window.
 
     ``checkpoint``: ``auto`` (the held-out-best checkpoint under ``selection: heldout``, else the final
-    one), ``best``, ``final`` or a path. ``overrides`` may change only ``eval.*``, ``data_root`` and
+    one; for a diverged training, whose ``status.json`` says ``failed``, a ``failed`` summary and no score),
+    ``best``, ``final`` or a path. ``overrides`` may change only ``eval.*``, ``data_root`` and
     ``device``. Results go to ``out`` (default ``<run>/eval`` for ``auto``, ``<run>/eval_<name>`` otherwise).
     """
     run_dir = Path(run_dir)
@@ -44,9 +48,18 @@ def evaluate_run(
     if bad:
         raise ConfigError(f"evaluation cannot change {', '.join(bad)}; only {', '.join(sorted(EVAL_KEYS))}")
     recorded = yaml.safe_load(record.read_text())
+    run_hash = config_hash(load_config(recorded)[0])
     config, options = load_config({**recorded, **overrides, "eval": {**recorded["eval"], **overrides.get("eval", {})}})
+    name = "eval" if checkpoint == "auto" else f"eval_{Path(checkpoint).stem}"
+    out_dir = Path(out) if out else run_dir / name
+    status = _training_status(run_dir)
+    if checkpoint == "auto" and status.get("status") == "failed":  # a named checkpoint is still scored
+        return _record_failed(run_dir, out_dir, config, run_hash, status)
     path = _checkpoint_path(run_dir, checkpoint, config.selection)
     state = load_checkpoint(path, config.method, architecture(config))
+    if state.get("config_hash", run_hash) != run_hash:
+        raise CheckpointError(f"checkpoint {path} was trained under configuration {state['config_hash']}, "
+                              f"not under {run_dir / 'config.yaml'} ({run_hash})")
     device = resolve_device(config.device)
     method = build_method(config, options)
     method.load_state_dict(state["method_state"])
@@ -57,15 +70,11 @@ def evaluate_run(
         method.predict, [(c.id, c.image, c.label, c.spacing) for c in cases], config.eval.window,
         config.eval.strides, config.eval.batch_size, device, config.eval.lcc, config.eval.empty_policy, show,
     )
-    name = "eval" if checkpoint == "auto" else f"eval_{Path(checkpoint).stem}"
     extra = {
-        "dataset": config.dataset,
-        "method": config.method,
-        "options": config.options,
-        "labels": config.labels,
-        "seed": config.seed,
-        "config_hash": config_hash(config),
+        **_identity(config, run_hash, overrides),
+        "status": "completed",
         "checkpoint": path.name,
+        "checkpoint_sha256": _sha256(path),
         "checkpoint_position": {"stage_index": state["stage_index"], "iteration": state["iteration"]},
         "selection": config.selection,
         "lcc": config.eval.lcc,
@@ -74,8 +83,49 @@ def evaluate_run(
         "strides": list(config.eval.strides),
         "units": {"dice": "%", "jaccard": "%", "asd": "voxel", "hd95": "voxel", "asd_mm": "mm", "hd95_mm": "mm"},
         "provenance": provenance(device),
+        "training_provenance": _training_provenance(run_dir),
     }
-    return write_evaluation(Path(out) if out else run_dir / name, per_case, extra)
+    return write_evaluation(out_dir, per_case, extra)
+
+
+def _identity(config: RunConfig, run_hash: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Which run a summary scores: ``config_hash`` is the hash of the run's recorded ``config.yaml``."""
+    return {"dataset": config.dataset, "method": config.method, "options": config.options, "labels": config.labels,
+            "seed": config.seed, "config_hash": run_hash, "eval_overrides": dict(overrides)}
+
+
+def _training_status(run_dir: Path) -> dict[str, Any]:
+    """``status.json`` of the training, ``{}`` when absent (a run trained before it existed, or unfinished)."""
+    path = run_dir / STATUS
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON ({exc}); delete it and rerun `sslbench train`") from None
+
+
+def _training_provenance(run_dir: Path) -> dict[str, Any] | None:
+    """Code version, packages and device the run was trained with (its ``provenance.json``)."""
+    path = run_dir / "provenance.json"
+    if not path.is_file():
+        return None
+    recorded = json.loads(path.read_text())
+    return {k: recorded.get(k) for k in ("created", "code", "packages", "device", "resumed_from")}
+
+
+def _record_failed(run_dir: Path, out_dir: Path, config: RunConfig, run_hash: str,
+                   status: dict[str, Any]) -> dict[str, Any]:
+    """A failed training is not scored: ``summary.json`` says ``failed`` and why; ``per_case.csv`` has no rows."""
+    extra = {**_identity(config, run_hash, {}), "status": "failed", "failure": status,
+             "provenance": provenance(resolve_device("cpu")), "training_provenance": _training_provenance(run_dir)}
+    return write_evaluation(out_dir, pd.DataFrame(columns=list(COLUMNS)), extra)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _checkpoint_path(run_dir: Path, checkpoint: str, selection: str) -> Path:

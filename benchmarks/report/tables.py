@@ -3,6 +3,12 @@
 Every cell aggregates the runs of one (dataset, row, labels) over the suite's seeds: the run value is the
 test-set mean of ``eval/summary.json``; the cell is mean ± sample std (ddof = 1, blank with one run). The
 paper column comes from ``benchmarks/report/data/paper_values.csv`` (``reference_numbers.md``).
+
+A run whose training failed (its summary's ``status`` is ``failed``, e.g. a diverged loss) is left out of the
+means and marked: ``[failed k]`` in the cell (``failed`` alone when no run of the cell succeeded), ``n_failed``
+and ``failed_runs`` in the CSV, and its reason in the footer. Every CSV row carries the provenance of its
+runs, aligned with ``run_dirs``: configuration hashes, seeds, code versions (commit, ``+dirty``) and devices
+of the trainings. Files are written atomically.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import SSLBenchError
+from ..io import write_csv, write_text
 from .artifacts import dataset_table_stem
 from .suites import ABLATION_LABELS, DATASET_TABLES, ROW_LABELS, Suite
 
@@ -35,7 +42,8 @@ PAPER_LEFED_MINUS_BCP = {
 }
 BEST_ROWS_EXCLUDED = {"vnet_lower", "vnet_upper", "lefed_official"}
 CSV_COLUMNS = ["table", "protocol", "label_count", "row_key", "metric", "mean", "std", "n_runs", "n_empty", "paper",
-               "paper_tag", "delta", "selection", "lcc", "empty_policy", "units", "run_dirs"]
+               "paper_tag", "delta", "selection", "lcc", "empty_policy", "units", "run_dirs", "n_failed", "failed_runs",
+               "config_hashes", "seeds", "code", "devices"]
 
 
 class MissingResults(SSLBenchError):
@@ -54,12 +62,34 @@ def load_paper_values(path: Path = PAPER_CSV) -> dict[tuple[str, str, int, str],
     return out
 
 
+def trained_with(summary: dict[str, Any]) -> dict[str, Any]:
+    """The provenance of the training a summary scored (older summaries: the evaluation's own)."""
+    return summary.get("training_provenance") or summary.get("provenance") or {}
+
+
+def code_text(summary: dict[str, Any]) -> str:
+    """``<commit>`` or ``<commit>+dirty`` of the code that trained the run; ``?`` when unknown."""
+    code = trained_with(summary).get("code")
+    if not isinstance(code, dict) or not code.get("commit"):
+        return "?"
+    return str(code["commit"])[:12] + ("+dirty" if code.get("dirty") else "")
+
+
+def device_text(summary: dict[str, Any]) -> str:
+    """``cpu``, ``cuda:<GPU name>`` or ``?``: where the run was trained."""
+    device = trained_with(summary).get("device")
+    if not isinstance(device, dict):
+        return "?"
+    return f"{device.get('type', '?')}:{device['name']}" if device.get("name") else str(device.get("type", "?"))
+
+
 @dataclass
 class Cell:
     values: dict[str, list[float]] = field(default_factory=dict)
     n_empty: int = 0
     run_dirs: list[str] = field(default_factory=list)
     summaries: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
 
     def mean(self, metric: str) -> float:
         v = self.values.get(metric, [])
@@ -74,7 +104,8 @@ class Cell:
 
     @property
     def n(self) -> int:
-        return len(self.run_dirs)
+        """Runs in the means: the cell's runs less the failed ones."""
+        return len(self.run_dirs) - len(self.failed)
 
 
 class Results:
@@ -90,7 +121,11 @@ class Results:
             path = self.root / run_dir / "eval" / "summary.json"
             if not path.is_file():
                 raise MissingResults(f"{path} is missing: run `snakemake` (or `sslbench evaluate {run_dir}`) first")
-            self._cache[run_dir] = json.loads(path.read_text())
+            try:
+                self._cache[run_dir] = json.loads(path.read_text())
+            except json.JSONDecodeError as exc:
+                raise MissingResults(f"{path} is not valid JSON ({exc}): delete it and rerun "
+                                     f"`sslbench evaluate {run_dir}`") from None
         return self._cache[run_dir]
 
     def cell(self, dataset: str, key: str, labels: str) -> Cell:
@@ -98,11 +133,14 @@ class Results:
         for seed in self.suite.spec.get("seeds", [1337, 1338, 1339]):
             run_dir = self.suite.find(dataset, key, str(labels), seed)
             s = self.summary(run_dir)
+            cell.run_dirs.append(run_dir)
+            cell.summaries.append(s)
+            if s.get("status") == "failed":
+                cell.failed.append(run_dir)
+                continue
             for metric in METRICS:
                 cell.values.setdefault(metric, []).append(float(s[f"{metric}_mean"]))
             cell.n_empty += int(s.get("n_empty", 0))
-            cell.run_dirs.append(run_dir)
-            cell.summaries.append(s)
         return cell
 
     def split_counts(self, run_dir: str) -> tuple[int, int] | None:
@@ -150,7 +188,7 @@ class TableBuilder:
 
     def record(self, table: str, protocol: str, labels: str, row: str, cell: Cell) -> dict[str, dict[str, Any]]:
         out = {}
-        s0 = cell.summaries[0] if cell.summaries else {}
+        s0 = next((s for s in cell.summaries if s.get("status") != "failed"), {})
         for metric in METRICS:
             paper, tag = self.paper_value(table, protocol, labels, row, metric)
             mean, std = cell.mean(metric), cell.std(metric)
@@ -161,13 +199,19 @@ class TableBuilder:
                 "delta": "" if math.isnan(paper) else round(mean - paper, 4),
                 "selection": s0.get("selection", ""), "lcc": s0.get("lcc", ""),
                 "empty_policy": s0.get("empty_policy", ""), "units": s0.get("units", {}).get(metric, ""),
-                "run_dirs": ";".join(cell.run_dirs),
+                "run_dirs": ";".join(cell.run_dirs), "n_failed": len(cell.failed), "failed_runs": ";".join(cell.failed),
+                "config_hashes": ";".join(str(s.get("config_hash", "?")) for s in cell.summaries),
+                "seeds": ";".join(str(s.get("seed", "?")) for s in cell.summaries),
+                "code": ";".join(map(code_text, cell.summaries)),
+                "devices": ";".join(map(device_text, cell.summaries)),
             }
             out[metric] = rec
             self.records.append(rec)
         return out
 
     def cell_text(self, rec: dict[str, Any], bold: bool, latex: bool) -> str:
+        if rec["n_runs"] == 0 and rec.get("n_failed"):
+            return "failed"
         mean, std = float(rec["mean"]), rec["std"]
         text = _fmt(mean) + (f" ± {_fmt(float(std))}" if std != "" else "")
         if bold:
@@ -190,14 +234,13 @@ class TableBuilder:
             text += f" ({paper}, {dsym}{delta}{flag})"
         if rec["n_empty"]:
             text += f" [empty {rec['n_empty']}]"
+        if rec.get("n_failed"):
+            text += f" [failed {rec['n_failed']}]"
         return text
 
     def footer(self, protocols: Iterable[str], label_text: str, extra: list[str] | None = None) -> list[str]:
-        s = next((c for c in self.results._cache.values()), {})
-        prov = s.get("provenance", {})
-        code = prov.get("code", {})
-        commit = code.get("commit", "?") if isinstance(code, dict) else str(code)
-        dirty = " (dirty)" if isinstance(code, dict) and code.get("dirty") else ""
+        s = next((c for c in self.results._cache.values() if c.get("status") != "failed"), {})
+        codes = ", ".join(sorted({code_text(c) for c in self.results._cache.values()})) or "?"
         seeds = ", ".join(map(str, self.suite.spec.get("seeds", [1337, 1338, 1339])))
         budget = "demo budget (suite overrides: " + ", ".join(self.suite.spec.get("set", [])) + ")" \
             if self.suite.demo else "official (each method's recipe)"
@@ -206,7 +249,7 @@ class TableBuilder:
             (f"Selection: {s.get('selection', '?')}; LCC: {'on' if s.get('lcc') else 'off'}; empty-prediction "
              f"policy: {s.get('empty_policy', '?')}; Dice and Jaccard in %, ASD and 95HD in voxels."),
             (f"Cells: mean ± sample std over seeds {seeds} (std blank with one seed); budget: {budget}; "
-             f"suite {self.suite.name}; code {commit}{dirty}."),
+             f"suite {self.suite.name}; code {codes}."),
             ("Paper column: reference_numbers.md; marks d derived, i inferred, o other paper/repository, "
              "t third-party; Δ = ours − paper (negative is better for ASD and 95HD); ⚑ |Δ| > max(1.5, 2·std)."),
         ]
@@ -242,10 +285,13 @@ class TableBuilder:
 
     def write(self, out: Path, stem: str, title: str, header: list[str], md_rows: list[list[str]],
               tex_rows: list[list[str]], footer: list[str], records: list[dict[str, Any]]) -> None:
-        out.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(records, columns=CSV_COLUMNS).to_csv(out / f"{stem}.csv", index=False)
-        (out / f"{stem}.md").write_text(self.markdown(title, header, md_rows, footer))
-        (out / f"{stem}.tex").write_text(self.latex(title, header, tex_rows, footer))
+        failed = sorted({r for rec in records for r in str(rec.get("failed_runs") or "").split(";") if r})
+        footer = footer + [f"Failed run (left out of the means): {r}: "
+                           f"{self.results.summary(r).get('failure', {}).get('message', 'unknown reason')}."
+                           for r in failed]
+        write_csv(out / f"{stem}.csv", pd.DataFrame(records, columns=CSV_COLUMNS))
+        write_text(out / f"{stem}.md", self.markdown(title, header, md_rows, footer))
+        write_text(out / f"{stem}.tex", self.latex(title, header, tex_rows, footer))
 
     # ----- Tables I-III ---------------------------------------------------------------------------------------
     def dataset_table(self, dataset: dict[str, Any], out: Path) -> None:
@@ -358,21 +404,24 @@ class TableBuilder:
             s = self.results.summary(run.path)
             log = self.results.root / run.path / "log.csv"
             wall, steps = "", ""
-            if log.is_file():
+            if log.is_file() and log.stat().st_size:
                 df = pd.read_csv(log)
                 wall = round(float(df["seconds"].sum()), 2) if "seconds" in df else ""
                 step_cols = [c for c in df.columns if c.startswith("steps_")]
                 steps = int(df[step_cols].iloc[-1].sum()) if step_cols and len(df) else ""
             prov = s.get("provenance", {})
             rows.append({
-                "run_dir": run.path, "config_hash": s.get("config_hash"), "dataset": run.dataset, "row": run.key,
+                "run_dir": run.path, "status": s.get("status", "completed"),
+                "failure": (s.get("failure") or {}).get("message", ""),
+                "config_hash": s.get("config_hash"), "dataset": run.dataset, "row": run.key,
                 "method": run.method, "options": json.dumps(s.get("options", {}), sort_keys=True),
                 "labels": run.labels, "seed": run.seed, "selection": s.get("selection"),
                 "checkpoint": s.get("checkpoint"),
                 "checkpoint_iteration": (s.get("checkpoint_position") or {}).get("iteration"),
                 **{m: s.get(f"{m}_mean") for m in METRICS}, "n_empty": s.get("n_empty"), "wall_seconds": wall,
                 "optimiser_steps": steps, "device": json.dumps(prov.get("device")),
-                "code": json.dumps(prov.get("code")), "uses": json.dumps(run.uses),
+                "code": json.dumps(prov.get("code")), "train_code": code_text(s), "train_device": device_text(s),
+                "uses": json.dumps(run.uses),
             })
             per_case = self.results.root / run.path / "eval" / "per_case.csv"
             if per_case.is_file():
@@ -380,8 +429,8 @@ class TableBuilder:
                 for _, r in df.iterrows():
                     for m in METRICS:
                         cases.append({"run_dir": run.path, "case": r["case"], "metric": m, "value": r[m]})
-        pd.DataFrame(rows).to_csv(out / "runs.csv", index=False)
-        pd.DataFrame(cases, columns=["run_dir", "case", "metric", "value"]).to_csv(out / "cases.csv", index=False)
+        write_csv(out / "runs.csv", pd.DataFrame(rows))
+        write_csv(out / "cases.csv", pd.DataFrame(cases, columns=["run_dir", "case", "metric", "value"]))
 
     def build(self, out: Path) -> list[Path]:
         out.mkdir(parents=True, exist_ok=True)

@@ -7,19 +7,24 @@ from typing import Any
 
 import torch
 
-from ..errors import CheckpointError
-from ..io import atomic_path
+from ..errors import CheckpointError, StorageError
+from ..io import write_atomic
 
 FORMAT = 1
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write ``state`` to ``path``; a crash or full disk leaves the previous file intact."""
+    """Write ``state`` to ``path``; a crash or full disk leaves the previous file intact.
+
+    ``torch.save`` gets a Python file object, not a path, so that a full disk raises ``OSError`` (ENOSPC)
+    rather than an opaque ``RuntimeError`` from torch's C++ writer.
+    """
     try:
-        with atomic_path(path) as tmp:
-            torch.save({"format": FORMAT, **state}, tmp)
-    except OSError as exc:
-        raise CheckpointError(f"could not write checkpoint {path}: {exc}; the previous checkpoint is kept") from exc
+        write_atomic(path, lambda f: torch.save({"format": FORMAT, **state}, f))
+    except StorageError as exc:
+        reason = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+        raise CheckpointError(f"could not write checkpoint {path}: {reason.strerror or reason}; "
+                              "the previous checkpoint is kept") from exc
 
 
 def load_checkpoint(path: Path, method: str | None = None, arch: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -55,5 +55,6 @@ def check_finite(terms: Mapping[str, Tensor | float], stage: str, iteration: int
     tensors = {k: torch.as_tensor(v).detach().float().reshape(()).cpu() for k, v in terms.items()}
     if bool(torch.isfinite(torch.stack(list(tensors.values()))).all()):
         return
-    listed = ", ".join(f"{k}={float(v)}" for k, v in tensors.items() if not math.isfinite(float(v)))
-    raise TrainingDiverged(f"stage {stage!r}, iteration {iteration}: non-finite loss terms {listed}")
+    bad = {k: float(v) for k, v in tensors.items() if not math.isfinite(float(v))}
+    listed = ", ".join(f"{k}={v}" for k, v in bad.items())
+    raise TrainingDiverged(f"stage {stage!r}, iteration {iteration}: non-finite loss terms {listed}", stage, iteration, bad)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import RunConfig
@@ -32,17 +32,21 @@ class TrainingCases:
     labeled: list[Case]
     unlabeled: list[Case]
     validation: list[Case]
+    #: Labeled or validation cases whose label map has no foreground voxel (allowed, reported).
+    empty_labels: list[str] = field(default_factory=list)
 
 
 def load_training_cases(config: RunConfig, split: Split, need_unlabeled: bool, progress: bool) -> TrainingCases:
-    """Read every case the run trains or validates on, once."""
+    """Read every case the run trains or validates on, once; empty label maps are allowed and listed."""
     layout, root = get_layout(config.layout), data_root(config)
     ids = [*split.labeled, *(split.unlabeled if need_unlabeled else ()), *split.validation]
-    store = CaseStore.load(layout, root, ids, source=f"training list of {root}", progress=progress)
+    store = CaseStore.load(layout, root, ids, require_foreground=False, source=f"training list of {root}",
+                           progress=progress)
     return TrainingCases(
         labeled=[store[i] for i in split.labeled],
         unlabeled=[store[i] for i in split.unlabeled] if need_unlabeled else [],
         validation=[store[i] for i in split.validation],
+        empty_labels=[i for i in (*split.labeled, *split.validation) if not store[i].label.any()],
     )
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import csv
-from io import StringIO
 from collections.abc import Callable, Mapping
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
+from ..errors import StorageError
 from ..io import write_text
 
 
@@ -15,7 +16,8 @@ class CsvLog:
     """Appends one row per call; new columns (a later stage's loss terms) extend the header.
 
     ``keep`` decides, when the file already exists (a resumed run), which of its rows survive: rows
-    logged after the checkpoint being resumed from are dropped so every row appears exactly once.
+    logged after the checkpoint being resumed from are dropped so every row appears exactly once, and so is
+    a malformed row (a line cut short by a full disk) or one ``keep`` cannot read.
     """
 
     def __init__(self, path: Path, keep: Callable[[Mapping[str, str]], bool] | None = None) -> None:
@@ -26,7 +28,7 @@ class CsvLog:
             with path.open(newline="") as f:
                 reader = csv.DictReader(f)
                 self.columns = list(reader.fieldnames or [])
-                rows = [row for row in reader if keep is None or keep(row)]
+                rows = [row for row in reader if _kept(row, keep)]
         self._rewrite(rows)
 
     def write(self, row: Mapping[str, Any]) -> None:
@@ -36,8 +38,11 @@ class CsvLog:
                 rows = list(csv.DictReader(f))
             self.columns += new
             self._rewrite(rows)
-        with self.path.open("a", newline="") as f:
-            csv.DictWriter(f, self.columns, restval="").writerow(dict(row))
+        try:
+            with self.path.open("a", newline="") as f:
+                csv.DictWriter(f, self.columns, restval="").writerow(dict(row))
+        except OSError as exc:
+            raise StorageError(f"could not append to {self.path}: {exc.strerror or exc}") from exc
 
     def _rewrite(self, rows: list[dict[str, Any]]) -> None:
         buffer = StringIO()
@@ -46,3 +51,12 @@ class CsvLog:
             writer.writeheader()
             writer.writerows(rows)
         write_text(self.path, buffer.getvalue())
+
+
+def _kept(row: Mapping[str, str | None], keep: Callable[[Mapping[str, str]], bool] | None) -> bool:
+    if None in row or None in row.values():  # too many or too few fields
+        return False
+    try:
+        return keep is None or keep(row)  # type: ignore[arg-type]
+    except (KeyError, TypeError, ValueError):
+        return False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,8 @@ def code_version() -> dict[str, Any]:
     """Git commit of the suite and whether the working tree had uncommitted changes."""
     def git(*args: str) -> str | None:
         try:
-            out = subprocess.run(["git", "-C", str(_REPO), *args], capture_output=True, text=True, timeout=10)
+            out = subprocess.run(["git", "-C", str(_REPO), *args], capture_output=True, text=True, timeout=10,
+                                 check=False)
         except (OSError, subprocess.SubprocessError):
             return None
         return out.stdout.strip() if out.returncode == 0 else None
@@ -50,7 +51,7 @@ def device_info(device: torch.device) -> dict[str, Any]:
 
 def provenance(device: torch.device) -> dict[str, Any]:
     return {
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "code": code_version(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),

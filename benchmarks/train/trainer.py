@@ -40,7 +40,7 @@ from ..data.seeding import rng
 from ..errors import CheckpointError, ConfigError, TrainingDiverged
 from ..evaluate.inference import predict_mask, sliding_window
 from ..evaluate.metrics import case_metrics
-from ..io import write_json, write_yaml
+from ..io import remove_temp_files, write_json, write_yaml
 from ..runtime import architecture, build_method, resolve_device
 from .checkpoint import load_checkpoint, save_checkpoint
 from .context import HarnessContext
@@ -51,6 +51,8 @@ from .schedules import learning_rate
 
 LATEST, FINAL, BEST = "checkpoint_latest.pt", "checkpoint_final.pt", "checkpoint_best.pt"
 SNAPSHOTS = "snapshots"
+#: The outcome of a training: ``{"status": "completed" | "failed", ...}`` (the workflow's train target).
+STATUS = "status.json"
 
 
 def prepare_run_dir(run_dir: Path, config: RunConfig) -> None:
@@ -59,26 +61,28 @@ def prepare_run_dir(run_dir: Path, config: RunConfig) -> None:
     current = to_dict(config)
     if record.is_file():
         previous = yaml.safe_load(record.read_text()) or {}
-        diff = sorted(_differences(previous, current))
+        diff = _differences(previous, current)
         if diff:
+            values = "; ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in diff.items())
             raise ConfigError(
                 f"run directory {run_dir} holds a run with another configuration (differing keys: "
-                f"{', '.join(diff)}); choose another --out or remove the directory"
+                f"{', '.join(diff)}; recorded -> requested: {values}); choose another --out or remove the directory"
             )
     else:
         write_yaml(record, current)
 
 
-def _differences(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -> list[str]:
-    out = []
+def _differences(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -> dict[str, tuple[Any, Any]]:
+    """``{dotted key: (value in a, value in b)}`` of every differing key, operational keys left out."""
+    out: dict[str, tuple[Any, Any]] = {}
     for key in sorted(set(a) | set(b)):
         if not prefix and key in OPERATIONAL_KEYS:
             continue
         va, vb = a.get(key), b.get(key)
         if isinstance(va, Mapping) and isinstance(vb, Mapping):
-            out += _differences(va, vb, f"{prefix}{key}.")
+            out |= _differences(va, vb, f"{prefix}{key}.")
         elif va != vb:
-            out.append(prefix + key)
+            out[prefix + key] = (va, vb)
     return out
 
 
@@ -103,32 +107,48 @@ class Trainer:
 
     # ----------------------------------------------------------------- public
     def fit(self) -> Path:
-        """Run every stage to its end; returns the path of ``checkpoint_final.pt``."""
+        """Run every stage to its end; returns the path of ``checkpoint_final.pt``.
+
+        The split and every training case are validated before the run directory is created or checked, so
+        bad input leaves no run directory behind. ``status.json`` records the outcome: ``completed``, or
+        ``failed`` when a loss went non-finite (:class:`TrainingDiverged`, re-raised).
+        """
         config = self.config
-        prepare_run_dir(self.run_dir, config)
         split = load_split(config)
         self.stages = self._plan(RunInfo(len(split.labeled), len(split.unlabeled), config.iterations, config.budget))
         need_unlabeled = any(self._batch_sizes(s)[1] > 0 for s in self.stages)
         cases = load_training_cases(config, split, need_unlabeled, self.progress)
+        prepare_run_dir(self.run_dir, config)
+        remove_temp_files(self.run_dir)
+        (self.run_dir / STATUS).unlink(missing_ok=True)
         self.ctx.data = TrainingData([(c.image, c.label) for c in cases.labeled], [c.image for c in cases.unlabeled])
         write_json(self.run_dir / "split.json", dataclasses.asdict(split))
+        if cases.empty_labels:
+            print(f"warning: {len(cases.empty_labels)} training case(s) have an empty label map (no foreground): "
+                  f"{', '.join(cases.empty_labels)}; recorded in {self.run_dir / 'provenance.json'}", file=sys.stderr)
         stage_index, start = self._resume()
         write_json(self.run_dir / "provenance.json", {
             "config_hash": config_hash(config), "seed": config.seed, "method": config.method,
             "stages": [{"name": s.name, "iterations": self._iterations(s)} for s in self.stages],
             "resumed_from": {"stage": stage_index, "iteration": start} if (stage_index or start) else None,
+            "empty_label_cases": cases.empty_labels,
             **provenance(self.device),
         })
         position = (stage_index, start)
         log = CsvLog(self.run_dir / "log.csv", keep=lambda row: _position(row) < position)
         val_log = CsvLog(self.run_dir / "val.csv", keep=lambda row: _position(row) < position)
-        for index in range(stage_index, len(self.stages)):
-            first = start if index == stage_index else 0
-            if first == 0:
-                self._start_stage(index)
-            self._run_stage(index, first, cases, log, val_log)
+        try:
+            for index in range(stage_index, len(self.stages)):
+                first = start if index == stage_index else 0
+                if first == 0:
+                    self._start_stage(index)
+                self._run_stage(index, first, cases, log, val_log)
+        except TrainingDiverged as exc:
+            raise self._record_divergence(exc) from None
         final = self.run_dir / FINAL
         save_checkpoint(final, self._state(len(self.stages), 0))
+        write_json(self.run_dir / STATUS, {"status": "completed", "config_hash": config_hash(config),
+                                           "checkpoint": FINAL})
         return final
 
     # ---------------------------------------------------------------- helpers
@@ -145,6 +165,11 @@ class Trainer:
             if stage.iterations is not None and stage.iterations <= 0:
                 raise ConfigError(f"stage {stage.name!r} of method {self.config.method!r} has {stage.iterations} "
                                   "iterations; it needs at least one")
+            try:  # the batch composition fits the split (checked again, per stage, when its batches are drawn)
+                TwoStreamSchedule(run.n_labeled, run.n_unlabeled, *self._batch_sizes(stage))
+            except ConfigError as exc:
+                raise ConfigError(f"stage {stage.name!r} of method {self.config.method!r}: {exc}; "
+                                  "change 'labels', 'labeled_bs' or 'unlabeled_bs'") from None
         return stages
 
     def _batch_sizes(self, stage: Stage) -> tuple[int, int]:
@@ -208,10 +233,7 @@ class Trainer:
             image, label = (item[k].to(self.device, non_blocking=True) for k in ("image", "label"))
             batch = Batch(image, label, item["labeled_index"], item["unlabeled_index"])
             self.method.train()
-            try:
-                terms = self.method.training_step(ctx, batch)
-            except TrainingDiverged as exc:
-                raise TrainingDiverged(f"{exc}; the last good checkpoint is {self.run_dir / LATEST}") from None
+            terms = self.method.training_step(ctx, batch)
             self.method.after_step(ctx)
             done = iteration + 1
             row = {"stage": stage.name, "stage_index": index, "iteration": iteration, **lrs,
@@ -285,6 +307,18 @@ class Trainer:
         """Weights after ``done`` iterations of stage ``index`` (no optimiser state), for feature figures."""
         state = {key: value for key, value in self._state(index, done).items() if key not in ("optimizers", "scalers")}
         save_checkpoint(self.run_dir / SNAPSHOTS / f"{self.stages[index].name}_{done:06d}.pt", state)
+
+    def _record_divergence(self, exc: TrainingDiverged) -> TrainingDiverged:
+        """Write the ``failed`` status (where, which terms, the last good checkpoint); the error to raise."""
+        latest = self.run_dir / LATEST
+        kept = f"the last good checkpoint is {latest}" if latest.is_file() else "no checkpoint was written before"
+        index = next((i for i, s in enumerate(self.stages) if s.name == exc.stage), None)
+        write_json(self.run_dir / STATUS, {
+            "status": "failed", "error": "TrainingDiverged", "message": str(exc), "stage": exc.stage,
+            "stage_index": index, "iteration": exc.iteration, "terms": {k: str(v) for k, v in exc.terms.items()},
+            "last_good_checkpoint": LATEST if latest.is_file() else None, "config_hash": config_hash(self.config),
+        })
+        return TrainingDiverged(f"{exc}; {kept}", exc.stage, exc.iteration, exc.terms)
 
     def _resume(self) -> tuple[int, int]:
         path = self.run_dir / LATEST

@@ -53,6 +53,15 @@ def snakemake(workdir: Path, *args: str, env: dict[str, str] | None = None, chec
     return proc
 
 
+def small_suite(folder: Path, name: str, methods: list[str], **update: object) -> None:
+    """The smoke suite reduced to the main table's ``methods``, renamed ``name``; written to ``folder/name.yaml``."""
+    spec = yaml.safe_load((REPO / "benchmarks/config/suites/smoke.yaml").read_text())
+    for key in ("ablation", "t_sweep", "lambda_sweep", "encodings", "qualitative", "feature_snapshots"):
+        spec.pop(key)
+    spec.update(name=name, methods=methods, **update)
+    (folder / f"{name}.yaml").write_text(yaml.safe_dump(spec))
+
+
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("smoke")
@@ -132,27 +141,37 @@ def test_throwaway_method_appears_in_tables(tmp_path: Path) -> None:
     plugin = tmp_path / "plugin"
     plugin.mkdir()
     (plugin / "sitecustomize.py").write_text(TOY)  # registers `toy` in every Python process of the run
-    spec = yaml.safe_load((REPO / "benchmarks/config/suites/smoke.yaml").read_text())
-    for key in ("ablation", "t_sweep", "lambda_sweep", "encodings", "qualitative", "feature_snapshots"):
-        spec.pop(key)
-    spec.update(name="toy", methods=["vnet_lower", "toy"])
-    (tmp_path / "toy.yaml").write_text(yaml.safe_dump(spec))
+    small_suite(tmp_path, "toy", ["vnet_lower", "toy"])
     snakemake(tmp_path, "--config", "suite=toy.yaml", env=_env(plugin))
     table = pd.read_csv(tmp_path / "results/tables/toy/table_synthetic.csv")
     assert list(table.row_key.unique()) == ["vnet_lower", "toy"]
     assert "| toy |" in (tmp_path / "results/tables/toy/table_synthetic.md").read_text()
 
 
+def test_diverged_run_is_marked_failed_and_the_other_runs_are_tabled(tmp_path: Path) -> None:
+    small_suite(tmp_path, "diverge", ["vnet_lower", "uamt"], method_set={"uamt": ["optimizer.lr=1e12"]})
+    snakemake(tmp_path, "--config", "suite=diverge.yaml", "--", "results/tables/diverge/tables.done")
+    run = tmp_path / "results/runs/diverge/synthetic/uamt/labels4/seed1337"
+    status = yaml.safe_load((run / "status.json").read_text())
+    assert status["status"] == "failed" and status["terms"], status
+    assert "non-finite loss terms" in (tmp_path / "results/logs/diverge/synthetic/uamt/labels4/seed1337/train.log"
+                                       ).read_text()
+    table = pd.read_csv(tmp_path / "results/tables/diverge/table_synthetic.csv")
+    uamt, vnet = table[table.row_key == "uamt"], table[table.row_key == "vnet_lower"]
+    assert (uamt.n_failed == 1).all() and (uamt.n_runs == 0).all() and uamt["mean"].isna().all()
+    assert (vnet.n_failed == 0).all() and (vnet.n_runs == 1).all() and vnet["mean"].notna().all()
+    assert "| UA-MT |" in (md := (tmp_path / "results/tables/diverge/table_synthetic.md").read_text())
+    assert "Failed run (left out of the means): results/runs/diverge/synthetic/uamt" in md
+    again = snakemake(tmp_path, "--config", "suite=diverge.yaml", "-n", "--", "results/tables/diverge/tables.done")
+    assert "Nothing to be done" in again.stdout + again.stderr  # the divergence is a result, not retried
+
+
 def test_killed_training_resumes(tmp_path: Path) -> None:
-    spec = yaml.safe_load((REPO / "benchmarks/config/suites/smoke.yaml").read_text())
-    for key in ("ablation", "t_sweep", "lambda_sweep", "encodings", "qualitative", "feature_snapshots"):
-        spec.pop(key)
-    spec.update(name="resume", methods=["vnet_lower"])
-    spec["set"] = [s for s in spec["set"] if not s.startswith(("iterations=", "checkpoint_every=", "val_every="))]
-    spec["set"] += ["iterations=150", "checkpoint_every=5", "val_every=75"]
-    (tmp_path / "resume.yaml").write_text(yaml.safe_dump(spec))
+    sets = yaml.safe_load((REPO / "benchmarks/config/suites/smoke.yaml").read_text())["set"]
+    sets = [s for s in sets if not s.startswith(("iterations=", "checkpoint_every=", "val_every="))]
+    small_suite(tmp_path, "resume", ["vnet_lower"], set=[*sets, "iterations=150", "checkpoint_every=5", "val_every=75"])
     run = tmp_path / "results/runs/resume/synthetic/vnet_lower/labels4/seed1337"
-    target = str(run.relative_to(tmp_path) / "checkpoint_final.pt")
+    target = str(run.relative_to(tmp_path) / "status.json")
     cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "1",
            "--config", "suite=resume.yaml", "--", target]
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

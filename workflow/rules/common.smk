@@ -70,7 +70,7 @@ def summaries(wildcards=None):
 
 
 def train_logs(wildcards=None):
-    return [f"{path}/checkpoint_final.pt" for path in RUNS]
+    return [f"{path}/status.json" for path in RUNS]
 
 
 def predictions(wildcards=None):

@@ -26,7 +26,7 @@ rule tables:
 
 rule features:
     input:
-        lambda wildcards: f"{SUITE.feature_run()}/checkpoint_final.pt",
+        lambda wildcards: f"{SUITE.feature_run()}/status.json",
     output:
         SUITE.features_file(),
     params:

@@ -1,13 +1,17 @@
 # Train, evaluate and predict one run; complexity of one method. One `sslbench` call per rule.
 # A killed training resumes from checkpoint_latest.pt: the run directory is not an output, only
-# checkpoint_final.pt is, so Snakemake never deletes the partial run.
+# status.json is, so Snakemake never deletes the partial run.
+# A training whose loss goes non-finite writes status.json {"status": "failed", ...} and the job succeeds:
+# divergence is a result (rerunning reproduces it), so the run is evaluated as "failed", shown as failed in the
+# tables, and the other runs go on. Any other error (full disk, pre-emption, bad data) fails the job, which
+# Snakemake may retry; the retry resumes from the last checkpoint.
 
 
 rule train:
     input:
         dataset_input,
     output:
-        "results/runs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/checkpoint_final.pt",
+        "results/runs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/status.json",
     params:
         args=lambda wc: run_of(wc).train_args(),
         run_dir=subpath(output[0], parent=True),
@@ -23,11 +27,12 @@ rule train:
         "results/logs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/train.log",
     shell:
         "OMP_NUM_THREADS={threads} sslbench train {params.args} --out {params.run_dir} --no-progress 2> {log}"
+        " || grep -q '\"status\": \"failed\"' {output}"
 
 
 rule evaluate:
     input:
-        "results/runs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/checkpoint_final.pt",
+        "results/runs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/status.json",
     output:
         "results/runs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/eval/summary.json",
         "results/runs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/eval/per_case.csv",
@@ -49,7 +54,7 @@ rule evaluate:
 
 rule predict:
     input:
-        ckpt="results/runs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/checkpoint_final.pt",
+        ckpt="results/runs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/status.json",
         ref="results/runs/{suite}/{dataset}/lefed/labels{labels}/seed{seed}/eval/per_case.csv",
     output:
         "results/runs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/predictions.npz",
