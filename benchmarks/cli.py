@@ -124,7 +124,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     given = {
         "methods": args.method, "dataset": args.dataset, "data_root": args.data_root, "modes": args.modes,
-        "iterations": args.iterations, "warmup": args.warmup, "eval_cases": args.eval_cases,
+        "iterations": args.iterations, "warmup": args.warmup, "bare_iterations": args.bare_iterations,
+        "eval_cases": args.eval_cases,
         "compile": args.compile, "learn_method": args.learn_method, "learn_seeds": args.learn_seeds,
         "learn_iterations": args.learn_iterations,
     }
@@ -218,6 +219,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--modes", nargs="+", choices=("reference", "fast"), help="default: reference fast")
     p.add_argument("--iterations", type=int, help="measured training iterations per mode (default: 20)")
     p.add_argument("--warmup", type=int, help="untimed first iterations (default: 3)")
+    p.add_argument("--bare-iterations", dest="bare_iterations", type=int,
+                   help="steps of the bare loop the harness is compared with (default: 10)")
     p.add_argument("--eval-cases", type=int, help="test volumes timed, 0 for all (default: 4)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config key of every run")
     p.add_argument("--compile", choices=("off", "default", "reduce-overhead", "max-autotune"),
