@@ -56,7 +56,7 @@ def training_batches(
     :class:`HDF5Cases` re-reading each sample's file) with ``num_workers`` processes, pinned memory on CUDA;
     ``device``: :class:`DeviceBatches` on ``device`` in this process.
     """
-    common = dict(rotflip=rotflip, seed=seed, stream=stream, start=start, stop=stop)
+    common = {"rotflip": rotflip, "seed": seed, "stream": stream, "start": start, "stop": stop}
     if speed.data == "device":
         return DeviceBatches([(c.image, c.label) for c in labeled], [(c.image, None) for c in unlabeled], schedule,
                              patch, device=device, channels_last=speed.channels_last, **common)  # type: ignore[arg-type]
