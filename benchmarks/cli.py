@@ -1,5 +1,5 @@
 """``sslbench``: the suite's command line (methods, synth, prepare, train, evaluate, complexity, predict, features,
-tables, figures)."""
+tables, figures, bench)."""
 
 from __future__ import annotations
 
@@ -138,6 +138,28 @@ def cmd_figures(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench.run import BenchSettings, run_bench
+
+    given = {
+        "methods": args.method, "dataset": args.dataset, "data_root": args.data_root, "modes": args.modes,
+        "iterations": args.iterations, "warmup": args.warmup, "bare_iterations": args.bare_iterations,
+        "eval_cases": args.eval_cases,
+        "compile": args.compile, "learn_method": args.learn_method, "learn_seeds": args.learn_seeds,
+        "learn_iterations": args.learn_iterations,
+    }
+    given = {k: v for k, v in given.items() if v is not None}
+    if args.set:
+        given["sets"] = (*(BenchSettings.quick().sets if args.quick else ()), *args.set)
+    if args.no_learn:
+        given["learn"] = False
+    if args.eval_cases == 0:
+        given["eval_cases"] = None
+    settings = BenchSettings.quick(**given) if args.quick else BenchSettings(**given)
+    run_bench(settings, Path(args.out or f"results/bench/{settings.dataset}"))
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sslbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -225,6 +247,27 @@ def _parser() -> argparse.ArgumentParser:
     suite_options(p, "figures/demo")
     p.add_argument("--complexity", default="results/complexity", help="complexity JSONs (default: %(default)s)")
     p.set_defaults(func=cmd_figures)
+
+    p = sub.add_parser("bench", help="training/evaluation speed, reference vs fast mode (benchmarks/README.md)")
+    p.add_argument("--method", nargs="+", help="methods to time (default: lefed vnet)")
+    p.add_argument("--dataset", help="dataset protocol (default: synthetic)")
+    p.add_argument("--data-root", dest="data_root", help="dataset root directory")
+    p.add_argument("--modes", nargs="+", choices=("reference", "fast"), help="default: reference fast")
+    p.add_argument("--iterations", type=int, help="measured training iterations per mode (default: 20)")
+    p.add_argument("--warmup", type=int, help="untimed first iterations (default: 3)")
+    p.add_argument("--bare-iterations", dest="bare_iterations", type=int,
+                   help="steps of the bare loop the harness is compared with (default: 10)")
+    p.add_argument("--eval-cases", type=int, help="test volumes timed, 0 for all (default: 4)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config key of every run")
+    p.add_argument("--compile", choices=("off", "default", "reduce-overhead", "max-autotune"),
+                   help="torch.compile mode of the fast mode (default: off)")
+    p.add_argument("--no-learn", action="store_true", help="skip the Dice check (fast vs reference over seeds)")
+    p.add_argument("--learn-method", help="method of the Dice check (default: lefed)")
+    p.add_argument("--learn-seeds", type=int, nargs="+", help="seeds of the Dice check (default: 1337 1338 1339)")
+    p.add_argument("--learn-iterations", type=int, help="training iterations of the Dice check (default: 300)")
+    p.add_argument("--quick", action="store_true", help="tiny settings, seconds on a CPU (tests)")
+    p.add_argument("--out", help="folder of bench.csv and bench.md (default: results/bench/<dataset>)")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

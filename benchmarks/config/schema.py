@@ -42,6 +42,24 @@ class EvalConfig:
 
 
 @dataclass
+class SpeedConfig:
+    """How a run executes, not what it learns (``benchmarks/README.md``); left out of the config hash.
+
+    - ``data``: where training patches come from. ``memory``: volumes loaded once, NumPy augmentation in
+      the loader (``num_workers`` processes); ``hdf5``: every sample re-read from its HDF5 file in the
+      loader, as the official code does (the benchmark's reference mode); ``device``: volumes kept on the
+      training device, crop/rot90/flip done there in torch (no loader). All three give identical batches.
+    - ``channels_last``: networks and device-side batches in ``torch.channels_last_3d`` memory format.
+    - ``compile``: ``torch.compile`` every network of the method in place with this mode (``off``: eager;
+      ``reduce-overhead`` adds CUDA graphs on a GPU).
+    """
+
+    data: Literal["memory", "hdf5", "device"] = "memory"
+    channels_last: bool = False
+    compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"
+
+
+@dataclass
 class RunConfig:
     """Everything that defines one training run and its evaluation."""
 
@@ -78,10 +96,11 @@ class RunConfig:
     #: ``snapshots/<stage>_<iteration>.pt`` for feature figures (Fig. 6); they do not change training.
     snapshots: tuple[int, ...] = ()
     eval: EvalConfig = field(default_factory=EvalConfig)
+    speed: SpeedConfig = field(default_factory=SpeedConfig)
 
 
 #: Keys that change how a run executes but not what it computes; left out of the config hash.
-OPERATIONAL_KEYS = frozenset({"device", "num_workers", "checkpoint_every", "snapshots"})
+OPERATIONAL_KEYS = frozenset({"device", "num_workers", "checkpoint_every", "snapshots", "speed"})
 
 #: Iterations of every method's main stage under ``budget: uniform`` (README of the specs).
 UNIFORM_ITERATIONS = 15000

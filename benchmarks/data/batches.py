@@ -3,12 +3,17 @@
 Use with ``DataLoader(batches, batch_size=None, num_workers=k)``: item ``i`` is the batch of
 iteration ``start + i``, computed from (seed, stream, iteration) alone, so any number of
 workers, and a run resumed at ``start``, produce the same batches as one uninterrupted process.
+
+Samples come from in-memory arrays or from :class:`HDF5Cases`, which re-reads a case's file on every
+access as the official code's ``Dataset.__getitem__`` does (the benchmark's reference mode).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
+import h5py
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -21,6 +26,27 @@ from benchmarks.errors import ConfigError
 Sample = tuple[np.ndarray, np.ndarray | None]
 
 
+class HDF5Cases(Sequence[Sample]):
+    """Cases read from their HDF5 file (datasets ``image``, ``label``) on every access, never cached.
+
+    Item ``i``: (image float32 (X, Y, Z), label uint8 (X, Y, Z) if ``labeled`` else None). The files are
+    the ones :func:`~benchmarks.data.cases.load_case` validated, so no check is repeated.
+    """
+
+    def __init__(self, paths: Sequence[str | os.PathLike[str]], labeled: bool) -> None:
+        self.paths = [os.fspath(p) for p in paths]
+        self.labeled = labeled
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> Sample:  # type: ignore[override]
+        with h5py.File(self.paths[index], "r") as handle:
+            image = handle["image"][()].astype(np.float32, copy=False)
+            label = handle["label"][()].astype(np.uint8, copy=False) if self.labeled else None
+        return image, label
+
+
 class TrainBatches(Dataset):
     """Batches of iterations ``start .. stop - 1`` drawn by ``schedule`` from in-memory volumes.
 
@@ -28,7 +54,8 @@ class TrainBatches(Dataset):
     schedule; ``unlabeled``: (image, label-or-None) pairs, the label is ignored. Each sample
     goes through [random_rot_flip if ``rotflip``] then random_crop(``patch``) with the generator
     ``rng(seed, "augment", stream, iteration, slot)``, slot = row in the batch. The volumes are
-    only referenced (never copied); each item allocates just its patches.
+    only referenced (never copied); each item allocates just its patches. Either sequence may be
+    :class:`HDF5Cases` (read per sample).
 
     Item: ``image`` float32 (B, 1, *patch) with the labeled rows first, ``label`` int64
     (labeled_bs, *patch), ``iteration`` int, ``labeled_index``/``unlabeled_index`` int64
@@ -53,12 +80,12 @@ class TrainBatches(Dataset):
                 f"schedule expects {schedule.n_labeled} labeled / {schedule.n_unlabeled} unlabeled cases, "
                 f"got {len(labeled)} / {len(unlabeled)}"
             )
-        if any(label is None for _, label in labeled):
+        if not labeled.labeled if isinstance(labeled, HDF5Cases) else any(label is None for _, label in labeled):
             raise ConfigError("every labeled sample needs a label")
         if not 0 <= start <= stop:
             raise ConfigError(f"need 0 <= start <= stop, got start={start}, stop={stop}")
-        self.labeled = list(labeled)
-        self.unlabeled = list(unlabeled)
+        self.labeled = labeled if isinstance(labeled, HDF5Cases) else list(labeled)
+        self.unlabeled = unlabeled if isinstance(unlabeled, HDF5Cases) else list(unlabeled)
         self.schedule = schedule
         self.patch = as_patch(patch)
         self.rotflip = rotflip

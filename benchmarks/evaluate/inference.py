@@ -64,7 +64,7 @@ def sliding_window(
     corners = list(itertools.product(*(window_starts(s, w, st) for s, w, st in zip(padded, window, strides))))
 
     score: Tensor | None = None
-    count = torch.zeros(padded, device=x.device)
+    count = coverage(padded, window, strides, x.device)
     with torch.inference_mode():
         for i in range(0, len(corners), batch_size):
             boxes = [tuple(slice(c, c + w) for c, w in zip(corner, window)) for corner in corners[i : i + batch_size]]
@@ -76,12 +76,23 @@ def sliding_window(
                 score = torch.zeros((probs.shape[1], *padded), device=x.device)
             for box, p in zip(boxes, probs.float()):
                 score[(slice(None), *box)] += p
-                count[box] += 1
         score /= count
         score = score[(slice(None), *(slice(before, before + s) for (before, _), s in zip(pads, shape)))]
         if score.shape[0] == 1:
             score = torch.cat([1 - score, score])
         return score.cpu().numpy()
+
+
+def coverage(shape: Sequence[int], window: Triple, strides: Triple, device: str | torch.device = "cpu") -> Tensor:
+    """Windows covering each voxel of a (padded) volume ``shape`` (X, Y, Z), float32: the outer product of the
+    per-axis counts (the window grid is a product of per-axis positions), equal to adding 1 per window."""
+    counts = []
+    for size, w, st in zip(shape, window, strides):
+        axis = torch.zeros(size)
+        for start in window_starts(size, w, st):
+            axis[start : start + w] += 1
+        counts.append(axis)
+    return (counts[0][:, None, None] * counts[1][None, :, None] * counts[2][None, None, :]).to(device)
 
 
 def predict_mask(probs: np.ndarray) -> np.ndarray:

@@ -19,14 +19,13 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import yaml
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from methods.base import Batch, OptimizerSpec, Options, RunInfo, Stage, TrainingData
@@ -34,7 +33,6 @@ from methods.base import Batch, OptimizerSpec, Options, RunInfo, Stage, Training
 from ..config import RunConfig, config_hash
 from ..config.coerce import to_dict
 from ..config.schema import OPERATIONAL_KEYS
-from ..data.batches import TrainBatches
 from ..data.sampler import TwoStreamSchedule
 from ..data.seeding import rng
 from ..errors import CheckpointError, ConfigError, TrainingDiverged
@@ -48,6 +46,7 @@ from .data import TrainingCases, load_split, load_training_cases
 from .logger import CsvLog
 from .provenance import provenance
 from .schedules import learning_rate
+from .speed import WaitClock, prepare_networks, training_batches
 
 LATEST, FINAL, BEST = "checkpoint_latest.pt", "checkpoint_final.pt", "checkpoint_best.pt"
 SNAPSHOTS = "snapshots"
@@ -97,6 +96,8 @@ class Trainer:
         _set_determinism(config.deterministic, self.device)
         torch.manual_seed(config.seed)  # weight initialisation
         self.method = build_method(config, options).to(self.device)
+        prepare_networks(self.method, config.speed)
+        self.data_wait = WaitClock()
         main = OptimizerSpec(params=[], name=config.optimizer.name, lr=config.optimizer.lr,
                              momentum=config.optimizer.momentum, weight_decay=config.optimizer.weight_decay)
         self.specs = self.method.optimizers(main)
@@ -206,18 +207,18 @@ class Trainer:
         self.method.train()
         self.method.on_stage_start(ctx)
 
-    def _loader(self, index: int, start: int, cases: TrainingCases) -> DataLoader:
+    def _loader(self, index: int, start: int, cases: TrainingCases) -> Iterable[dict[str, Any]]:
+        """The stage's batches from ``config.speed.data``, timed by ``self.data_wait``."""
         config, stage = self.config, self.stages[index]
         labeled_bs, unlabeled_bs = self._batch_sizes(stage)
         unlabeled = cases.unlabeled if unlabeled_bs else []
         schedule = TwoStreamSchedule(len(cases.labeled), len(unlabeled), labeled_bs, unlabeled_bs, config.seed, stage.name)
-        batches = TrainBatches(
-            [(c.image, c.label) for c in cases.labeled], [(c.image, None) for c in unlabeled], schedule,
-            config.patch, rotflip=config.rotflip, seed=config.seed, stream=stage.name, start=start,
-            stop=self._iterations(stage),
+        batches = training_batches(
+            config.speed, cases.labeled, unlabeled, schedule, config.patch, rotflip=config.rotflip, seed=config.seed,
+            stream=stage.name, start=start, stop=self._iterations(stage), device=self.device,
+            num_workers=config.num_workers,
         )
-        return DataLoader(batches, batch_size=None, num_workers=config.num_workers,
-                          pin_memory=self.device.type == "cuda", persistent_workers=False)
+        return self.data_wait.wrap(batches)
 
     def _run_stage(self, index: int, start: int, cases: TrainingCases, log: CsvLog, val_log: CsvLog) -> None:
         config, stage, ctx = self.config, self.stages[index], self.ctx

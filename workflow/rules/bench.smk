@@ -1,0 +1,38 @@
+# `sslbench bench`: training and evaluation speed of the reference and fast modes (benchmarks/README.md).
+# Not part of the default target; ask for it by file:
+#   snakemake --cores 4 results/bench/synthetic/bench.csv
+#   snakemake --cores 16 results/bench/la/bench.csv --config data_root=/data   (on the GPU to be measured)
+# The job takes a whole GPU (gpu_mem_mb=80000) so that no other run disturbs its timings.
+
+from pathlib import Path
+
+from benchmarks.config import dataset_defaults
+
+
+def bench_data_root(wildcards):
+    """Real datasets live under config's data_root in their protocol's folder (e.g. /data/LA)."""
+    folder = Path(dataset_defaults(wildcards.dataset)["data_root"]).name
+    root = "data" if wildcards.dataset == "synthetic" else config.get("data_root", "data")
+    return f"{root}/{folder}"
+
+
+rule bench:
+    output:
+        csv="results/bench/{dataset}/bench.csv",
+        md="results/bench/{dataset}/bench.md",
+    params:
+        data_root=bench_data_root,
+        out=subpath(output.csv, parent=True),
+    threads: 4
+    resources:
+        gpu=1,
+        gpu_mem_mb=80000,
+        mem_mb=32000,
+        runtime=180,
+    conda:
+        ENV
+    log:
+        "results/logs/bench/{dataset}.log",
+    shell:
+        "OMP_NUM_THREADS={threads} sslbench bench --dataset {wildcards.dataset} --data-root {params.data_root}"
+        " --method lefed vnet --out {params.out} > {log} 2>&1"
