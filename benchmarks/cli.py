@@ -104,11 +104,12 @@ def _suite(args: argparse.Namespace):
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .report.predict import predict_cases, select_cases
+    from .report.predict import first_test_cases, predict_cases, select_cases
 
     cases = list(args.case or [])
     if args.select_from:
-        cases += [c for c in select_cases(args.select_from, args.n_cases) if c not in cases]
+        selected = select_cases(args.select_from, args.n_cases) or first_test_cases(args.run_dir, args.n_cases)
+        cases += [c for c in selected if c not in cases]
     if not cases:
         raise SSLBenchError("give --case ID or --select-from PER_CASE.csv")
     print(predict_cases(args.run_dir, cases, args.out))

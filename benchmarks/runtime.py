@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +57,15 @@ def restore_method(config: RunConfig, options: Options, checkpoint: Path, device
     method = build_method(config, options)
     method.load_state_dict(state["method_state"])
     return method.to(device).eval()
+
+
+def training_status(run_dir: Path) -> dict[str, Any]:
+    """The training's ``status.json`` (``{"status": "completed" | "failed", ...}``); ``{}`` when absent (a run
+    trained before it existed, or unfinished)."""
+    from .train.trainer import STATUS
+
+    path = Path(run_dir) / STATUS
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON ({exc}); delete it and rerun `sslbench train`") from None

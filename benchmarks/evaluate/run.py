@@ -14,11 +14,11 @@ import yaml
 
 from ..config import RunConfig, config_hash, load_config
 from ..errors import CheckpointError, ConfigError
-from ..runtime import architecture, build_method, resolve_device
+from ..runtime import architecture, build_method, resolve_device, training_status
 from ..train.checkpoint import load_checkpoint
 from ..train.data import load_split, load_test_cases
 from ..train.provenance import provenance
-from ..train.trainer import BEST, FINAL, STATUS
+from ..train.trainer import BEST, FINAL
 from .cases import COLUMNS, evaluate_cases, write_evaluation
 
 #: Settings an evaluation may change without retraining.
@@ -52,7 +52,7 @@ def evaluate_run(
     config, options = load_config({**recorded, **overrides, "eval": {**recorded["eval"], **overrides.get("eval", {})}})
     name = "eval" if checkpoint == "auto" else f"eval_{Path(checkpoint).stem}"
     out_dir = Path(out) if out else run_dir / name
-    status = _training_status(run_dir)
+    status = training_status(run_dir)
     if checkpoint == "auto" and status.get("status") == "failed":  # a named checkpoint is still scored
         return _record_failed(run_dir, out_dir, config, run_hash, status)
     path = _checkpoint_path(run_dir, checkpoint, config.selection)
@@ -92,15 +92,6 @@ def _identity(config: RunConfig, run_hash: str, overrides: Mapping[str, Any]) ->
     """Which run a summary scores: ``config_hash`` is the hash of the run's recorded ``config.yaml``."""
     return {"dataset": config.dataset, "method": config.method, "options": config.options, "labels": config.labels,
             "seed": config.seed, "config_hash": run_hash, "eval_overrides": dict(overrides)}
-
-
-def _training_status(run_dir: Path) -> dict[str, Any]:
-    """``status.json`` of the training, ``{}`` when absent (a run trained before it existed, or unfinished)."""
-    path = run_dir / STATUS
-    try:
-        return json.loads(path.read_text()) if path.is_file() else {}
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path} is not valid JSON ({exc}); delete it and rerun `sslbench train`") from None
 
 
 def _training_provenance(run_dir: Path) -> dict[str, Any] | None:

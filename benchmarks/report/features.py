@@ -8,7 +8,9 @@ the channel mean of every map on the central axial slice of that window. The npz
 - ``names`` (M,): the maps' names, e.g. ``A (Dice)``, ``B (CE)``;
 - ``maps`` (M, S, X, Y) float32: channel-mean slice of map m at snapshot s;
 - ``stages`` (S,), ``iterations`` (S,): where each snapshot was taken (iterations counted from 1 in its stage);
-- ``image``, ``label`` (X, Y): the slice itself; ``case`` and ``run_dir``.
+- ``image``, ``label`` (X, Y): the slice itself; ``case`` and ``run_dir``;
+- ``failed``: why the training failed (empty when it completed); the snapshots kept before the failure are
+  used, and when there are none the file holds only ``failed``, ``case`` and ``run_dir``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import torch
 
 from ..errors import ConfigError, DataError
 from ..io import write_atomic
-from ..runtime import resolve_device, restore_method, run_config
+from ..runtime import resolve_device, restore_method, run_config, training_status
 from ..train.data import load_split, load_test_cases
 from ..train.trainer import SNAPSHOTS
 
@@ -44,11 +46,12 @@ def centre_window(volume: np.ndarray, window: tuple[int, int, int]) -> np.ndarra
     return out
 
 
-def snapshot_paths(run_dir: Path) -> list[Path]:
-    """The run's snapshots in training order (stage by stage, iteration ascending)."""
+def snapshot_paths(run_dir: Path, required: bool = True) -> list[Path]:
+    """The run's snapshots in training order (stage by stage, iteration ascending); DataError when there are
+    none and they are ``required``."""
     folder = run_dir / SNAPSHOTS
     paths = sorted(folder.glob("*.pt")) if folder.is_dir() else []
-    if not paths:
+    if not paths and required:
         raise DataError(f"{folder}: no weight snapshots; train the run with --set 'snapshots=[...]' (outer "
                         "iterations at which to keep the weights); a run that finished without them must be "
                         "retrained from scratch (remove its directory)")
@@ -66,7 +69,9 @@ def snapshot_features(run_dir: str | Path, out: str | Path, case: str | None = N
     """Write the npz described in the module docstring; ``case`` defaults to the first test case."""
     run_dir = Path(run_dir)
     config, options = run_config(run_dir)
-    paths = snapshot_paths(run_dir)
+    status = training_status(run_dir)
+    failed = str(status.get("message", "")) if status.get("status") == "failed" else ""
+    paths = snapshot_paths(run_dir, required=not failed)
     split = load_split(config)
     case_id = case or split.test[0]
     if case_id not in split.test:
@@ -79,6 +84,10 @@ def snapshot_features(run_dir: str | Path, out: str | Path, case: str | None = N
     z = window[2] // 2
     names: list[str] = []
     maps: list[list[np.ndarray]] = []
+    if not paths:  # the training failed before its first snapshot
+        arrays = {"failed": np.array(failed), "case": np.array(case_id), "run_dir": np.array(str(run_dir))}
+        write_atomic(out, lambda handle: np.savez_compressed(handle, **arrays))
+        return Path(out)
     for path in paths:
         method = restore_method(config, options, path, device)
         features = method.feature_maps(x)
@@ -93,7 +102,7 @@ def snapshot_features(run_dir: str | Path, out: str | Path, case: str | None = N
         "stages": np.array([_stage(p) for p in paths]),
         "iterations": np.array([int(p.stem.rsplit("_", 1)[1]) for p in paths]),
         "image": image[:, :, z], "label": label[:, :, z].astype(np.uint8), "case": np.array(case_id),
-        "run_dir": np.array(str(run_dir)),
+        "run_dir": np.array(str(run_dir)), "failed": np.array(failed),
     }
     write_atomic(out, lambda handle: np.savez_compressed(handle, **arrays))
     return Path(out)

@@ -143,7 +143,7 @@ def fig_training_curves(suite: Suite, out: Path, root: Path) -> None:
         if not any(use[0] == "main" for use in run.uses):
             continue
         log = root / run.path / "log.csv"
-        if not log.is_file():
+        if not log.is_file() or log.stat().st_size == 0:  # not started, or failed in its first iteration
             continue
         df = pd.read_csv(log, usecols=lambda c: c in ("stage", "iteration", "loss"))
         df["row"] = ROW_LABELS.get(run.key, run.key)
@@ -154,10 +154,8 @@ def fig_training_curves(suite: Suite, out: Path, root: Path) -> None:
     data = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["iteration", "loss", "row"])
     if len(data):
         data["step"] = data.groupby("run_dir").cumcount()
-        span = data.groupby("run_dir")["step"].transform("max").clip(lower=1)
         window = max(1, int(data["step"].max() // 50))
         data["loss_smooth"] = data.groupby("run_dir")["loss"].transform(lambda s: s.rolling(window, min_periods=1).mean())
-        del span
     settings = sorted(data["setting"].unique()) if len(data) else ["(none)"]
     fig, axes = plt.subplots(1, len(settings), figsize=(6 * len(settings), 4), squeeze=False)
     for ax, setting in zip(axes[0], settings):
@@ -182,14 +180,17 @@ def fig_qualitative(suite: Suite, out: Path, root: Path) -> None:
         for row in rows_spec:
             path = root / suite.find(d["name"], row, str(labels), seed) / "predictions.npz"
             loaded[row] = (np.load(path), path)
-        ref = loaded["lefed"][0]
-        for case in [str(c) for c in ref["cases"]]:
-            panels.append((d["name"], case, {"image": ref[f"{case}/image"], "label": ref[f"{case}/label"],
-                                              **{row: (z[f"{case}/pred"], float(z[f"{case}/dice"]))
-                                                 for row, (z, _) in loaded.items()}}))
+        for case in [str(c) for c in loaded["lefed"][0]["cases"]]:
+            source = next((z for z, _ in loaded.values() if f"{case}/image" in z), None)
+            if source is None:  # every row's training failed
+                continue
+            preds = {row: (None, float("nan")) if "failed" in z else (z[f"{case}/pred"], float(z[f"{case}/dice"]))
+                     for row, (z, _) in loaded.items()}
+            panels.append((d["name"], case, {"image": source[f"{case}/image"], "label": source[f"{case}/label"],
+                                              **preds}))
             for row, (z, p) in loaded.items():
-                records.append({"dataset": d["name"], "case": case, "row": row, "dice": float(z[f"{case}/dice"]),
-                                "predictions": str(p)})
+                records.append({"dataset": d["name"], "case": case, "row": row, "dice": preds[row][1],
+                                "failed": str(z["failed"]) if "failed" in z else "", "predictions": str(p)})
     ncol = 2 + len(rows_spec)
     fig, axes = plt.subplots(len(panels), ncol, figsize=(1.6 * ncol, 1.7 * len(panels) + 0.6), squeeze=False)
     for r, (dataset, case, data) in enumerate(panels):
@@ -214,11 +215,15 @@ def fig_qualitative(suite: Suite, out: Path, root: Path) -> None:
             elif c >= 2:
                 row = rows_spec[c - 2]
                 pred, dice = data[row]
-                ax.imshow(np.ma.masked_equal(pred[crop].T, 0), cmap="winter", alpha=0.5, origin="lower")
-                if label[crop].any():
-                    ax.contour(label[crop].T, levels=[0.5], colors="r", linewidths=0.7)
-                ax.text(0.03, 0.97, f"{dice:.1f}", transform=ax.transAxes, va="top", color="yellow", fontsize=7,
-                        bbox={"facecolor": "black", "alpha": 0.6, "pad": 1, "linewidth": 0})
+                if pred is None:
+                    ax.text(0.5, 0.5, "training\nfailed", transform=ax.transAxes, ha="center", va="center",
+                            color="yellow", fontsize=8)
+                else:
+                    ax.imshow(np.ma.masked_equal(pred[crop].T, 0), cmap="winter", alpha=0.5, origin="lower")
+                    if label[crop].any():
+                        ax.contour(label[crop].T, levels=[0.5], colors="r", linewidths=0.7)
+                    ax.text(0.03, 0.97, f"{dice:.1f}", transform=ax.transAxes, va="top", color="yellow",
+                            fontsize=7, bbox={"facecolor": "black", "alpha": 0.6, "pad": 1, "linewidth": 0})
             if r == 0:
                 ax.set_title(["Image", "GT"][c] if c < 2 else ROW_LABELS.get(rows_spec[c - 2], rows_spec[c - 2]),
                              fontsize=8)
@@ -235,6 +240,16 @@ def fig_features(suite: Suite, out: Path, root: Path) -> None:
     one colour scale per row."""
     path = root / suite.features_file()
     data = np.load(path)
+    failed = str(data["failed"])
+    if "maps" not in data:
+        fig, ax = plt.subplots(figsize=(6, 1.5))
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"The LeFeD run failed before its first snapshot:\n{failed}", ha="center", va="center",
+                wrap=True, fontsize=8)
+        fig.suptitle(_title(suite, "Fig. 6: LeFeD decoder features over training"), fontsize=9)
+        _save(fig, out, "fig6_features", pd.DataFrame([{"run_dir": str(data["run_dir"]), "failed": failed,
+                                                          "source": str(path)}]))
+        return
     names, maps, iterations = [str(n) for n in data["names"]], data["maps"], data["iterations"]
     if len(names) == 2:
         names.append(f"|{names[0].split()[0]} − {names[1].split()[0]}|")
@@ -258,10 +273,12 @@ def fig_features(suite: Suite, out: Path, root: Path) -> None:
             records.append({"map": name, "stage": str(data["stages"][c]), "iteration": int(iterations[c]),
                             "mean": float(maps[r, c].mean()), "std": float(maps[r, c].std()),
                             "min": float(maps[r, c].min()), "max": float(maps[r, c].max()),
-                            "case": str(data["case"]), "run_dir": str(data["run_dir"]), "source": str(path)})
+                            "case": str(data["case"]), "run_dir": str(data["run_dir"]), "failed": failed,
+                            "source": str(path)})
         fig.colorbar(image, ax=axes[r].tolist(), shrink=0.8, pad=0.01)
+    note = f"; the training failed after the last snapshot: {failed}" if failed else ""
     fig.suptitle(_title(suite, f"Fig. 6: LeFeD decoder features over training (channel mean of the last decoder "
-                               f"block, central axial slice of case {data['case']})"), fontsize=9)
+                               f"block, central axial slice of case {data['case']}){note}"), fontsize=9, wrap=True)
     _save(fig, out, "fig6_features", pd.DataFrame(records))
 
 

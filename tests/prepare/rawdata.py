@@ -8,6 +8,7 @@ small box. Images hold -1000 + 10 * x + 7 * y + 60 * z plus a bright target (CT-
 from __future__ import annotations
 
 import json
+import locale
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,7 @@ def write_dicom_series(folder: Path, image: np.ndarray, spacing=SPACING, origin=
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
     depth = image.shape[2]
+    saved = locale.setlocale(locale.LC_ALL)  # GDCM's DICOM writer switches the process to the "C" locale
     for z in range(depth):
         slice_ = to_sitk(image[:, :, z:z + 1], spacing, origin)
         position = (origin[0], origin[1], origin[2] + z * spacing[2])
@@ -74,6 +76,7 @@ def write_dicom_series(folder: Path, image: np.ndarray, spacing=SPACING, origin=
             slice_.SetMetaData(key, value)
         writer.SetFileName(str(folder / f"s{depth - 1 - z:03d}.dcm"))
         writer.Execute(slice_)
+    locale.setlocale(locale.LC_ALL, saved)
     return folder
 
 

@@ -149,20 +149,30 @@ def test_throwaway_method_appears_in_tables(tmp_path: Path) -> None:
 
 
 def test_diverged_run_is_marked_failed_and_the_other_runs_are_tabled(tmp_path: Path) -> None:
-    small_suite(tmp_path, "diverge", ["vnet_lower", "uamt"], method_set={"uamt": ["optimizer.lr=1e12"]})
-    snakemake(tmp_path, "--config", "suite=diverge.yaml", "--", "results/tables/diverge/tables.done")
-    run = tmp_path / "results/runs/diverge/synthetic/uamt/labels4/seed1337"
-    status = yaml.safe_load((run / "status.json").read_text())
+    """LeFeD diverges; the workflow still builds every table and figure, with LeFeD marked failed."""
+    small_suite(tmp_path, "diverge", ["vnet_lower", "lefed"], method_set={"lefed": ["optimizer.lr=1e12"]},
+                qualitative={"labels": 4, "cases": 1},
+                feature_snapshots={"dataset": "synthetic", "labels": 4, "iterations": [3, 6]})
+    snakemake(tmp_path, "--config", "suite=diverge.yaml")
+    run = tmp_path / "results/runs/diverge/synthetic/lefed/labels4/seed1337"
+    status = yaml.safe_load((run / "status.json").read_text(encoding="utf-8"))
     assert status["status"] == "failed" and status["terms"], status
-    assert "non-finite loss terms" in (tmp_path / "results/logs/diverge/synthetic/uamt/labels4/seed1337/train.log"
-                                       ).read_text()
+    assert "non-finite loss terms" in (tmp_path / "results/logs/diverge/synthetic/lefed/labels4/seed1337/train.log"
+                                       ).read_text(encoding="utf-8")
     table = pd.read_csv(tmp_path / "results/tables/diverge/table_synthetic.csv")
-    uamt, vnet = table[table.row_key == "uamt"], table[table.row_key == "vnet_lower"]
-    assert (uamt.n_failed == 1).all() and (uamt.n_runs == 0).all() and uamt["mean"].isna().all()
+    lefed, vnet = table[table.row_key == "lefed"], table[table.row_key == "vnet_lower"]
+    assert (lefed.n_failed == 1).all() and (lefed.n_runs == 0).all() and lefed["mean"].isna().all()
     assert (vnet.n_failed == 0).all() and (vnet.n_runs == 1).all() and vnet["mean"].notna().all()
-    assert "| UA-MT |" in (md := (tmp_path / "results/tables/diverge/table_synthetic.md").read_text())
-    assert "Failed run (left out of the means): results/runs/diverge/synthetic/uamt" in md
-    again = snakemake(tmp_path, "--config", "suite=diverge.yaml", "-n", "--", "results/tables/diverge/tables.done")
+    md = (tmp_path / "results/tables/diverge/table_synthetic.md").read_text(encoding="utf-8")
+    assert "| LeFeD |" in md and "Failed run (left out of the means): results/runs/diverge/synthetic/lefed" in md
+    figures = tmp_path / "figures" / "diverge"
+    qualitative = pd.read_csv(figures / "fig3_qualitative.csv")
+    assert list(qualitative.row) == ["lefed"] and qualitative.dice.isna().all()  # image and GT shown, no prediction
+    assert qualitative.failed.str.contains("non-finite").all()
+    features = pd.read_csv(figures / "fig6_features.csv")
+    assert features.failed.str.contains("non-finite").all()
+    assert (figures / "fig6_features.png").is_file() and (figures / "fig3_qualitative.png").is_file()
+    again = snakemake(tmp_path, "--config", "suite=diverge.yaml", "-n")
     assert "Nothing to be done" in again.stdout + again.stderr  # the divergence is a result, not retried
 
 

@@ -4,18 +4,6 @@
 #   snakemake --cores 16 results/bench/la/bench.csv --config data_root=/data   (on the GPU to be measured)
 # The job takes a whole GPU (gpu_mem_mb=80000) so that no other run disturbs its timings.
 
-from pathlib import Path
-
-from benchmarks.config import dataset_defaults
-
-
-def bench_data_root(wildcards):
-    """Real datasets live under config's data_root in their protocol's folder (e.g. /data/LA)."""
-    folder = Path(dataset_defaults(wildcards.dataset)["data_root"]).name
-    root = "data" if wildcards.dataset == "synthetic" else config.get("data_root", "data")
-    return f"{root}/{folder}"
-
-
 rule bench:
     output:
         csv="results/bench/{dataset}/bench.csv",

@@ -5,6 +5,7 @@ import shlex
 
 import yaml
 from benchmarks.report.artifacts import figure_names, table_names
+from benchmarks.config import dataset_defaults
 from benchmarks.report.suites import MARKER_FILES, load_suite, suite_file
 
 
@@ -86,3 +87,10 @@ def predictions(wildcards=None):
                 continue
             out.append(os.path.join(SUITE.find(d["name"], row, str(labels), seed), "predictions.npz"))
     return out
+
+
+def bench_data_root(wildcards):
+    """Real datasets live under config's data_root in their protocol's folder (e.g. /data/LA)."""
+    folder = os.path.basename(dataset_defaults(wildcards.dataset)["data_root"])
+    root = "data" if wildcards.dataset == "synthetic" else config.get("data_root", "data")
+    return f"{root}/{folder}"
