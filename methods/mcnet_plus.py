@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -83,7 +83,8 @@ class MCNetPlus(Method):
     name = "mcnet_plus"
     paper = "Wu et al., Mutual consistency learning for semi-supervised medical image segmentation, MedIA 2022"
     Options = MCNetPlusOptions
-    presets = {"variant": {"paper": {"detach_targets": False}, "official": {"detach_targets": False}}}
+    presets: ClassVar[dict[str, dict[Any, dict[str, Any]]]] = {
+        "variant": {"paper": {"detach_targets": False}, "official": {"detach_targets": False}}}
     options: MCNetPlusOptions
 
     def __init__(

@@ -49,7 +49,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -190,7 +190,7 @@ class SSNet(Method):
     paper = ("Wu et al., Exploring smoothness and class-separation for semi-supervised medical image segmentation, "
              "MICCAI 2022")
     Options = SSNetOptions
-    presets = {"variant": VARIANTS}
+    presets: ClassVar[dict[str, dict[Any, dict[str, Any]]]] = {"variant": VARIANTS}
     options: SSNetOptions
     prototypes: Tensor
     prototype_counts: Tensor

@@ -47,6 +47,21 @@ class HDF5Cases(Sequence[Sample]):
         return image, label
 
 
+def check_sources(labeled: Sequence[Sample], unlabeled: Sequence[Sample], schedule: TwoStreamSchedule,
+                  start: int, stop: int) -> None:
+    """ConfigError unless the samples match ``schedule``'s case counts, every labeled sample has a label and
+    ``0 <= start <= stop``."""
+    if len(labeled) != schedule.n_labeled or len(unlabeled) != schedule.n_unlabeled:
+        raise ConfigError(
+            f"schedule expects {schedule.n_labeled} labeled / {schedule.n_unlabeled} unlabeled cases, "
+            f"got {len(labeled)} / {len(unlabeled)}"
+        )
+    if not labeled.labeled if isinstance(labeled, HDF5Cases) else any(label is None for _, label in labeled):
+        raise ConfigError("every labeled sample needs a label")
+    if not 0 <= start <= stop:
+        raise ConfigError(f"need 0 <= start <= stop, got start={start}, stop={stop}")
+
+
 class TrainBatches(Dataset):
     """Batches of iterations ``start .. stop - 1`` drawn by ``schedule`` from in-memory volumes.
 
@@ -75,15 +90,7 @@ class TrainBatches(Dataset):
         start: int = 0,
         stop: int,
     ):
-        if len(labeled) != schedule.n_labeled or len(unlabeled) != schedule.n_unlabeled:
-            raise ConfigError(
-                f"schedule expects {schedule.n_labeled} labeled / {schedule.n_unlabeled} unlabeled cases, "
-                f"got {len(labeled)} / {len(unlabeled)}"
-            )
-        if not labeled.labeled if isinstance(labeled, HDF5Cases) else any(label is None for _, label in labeled):
-            raise ConfigError("every labeled sample needs a label")
-        if not 0 <= start <= stop:
-            raise ConfigError(f"need 0 <= start <= stop, got start={start}, stop={stop}")
+        check_sources(labeled, unlabeled, schedule, start, stop)
         self.labeled = labeled if isinstance(labeled, HDF5Cases) else list(labeled)
         self.unlabeled = unlabeled if isinstance(unlabeled, HDF5Cases) else list(unlabeled)
         self.schedule = schedule

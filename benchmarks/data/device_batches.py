@@ -19,11 +19,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from benchmarks.data.batches import Sample
+from benchmarks.data.batches import Sample, check_sources
 from benchmarks.data.sampler import TwoStreamSchedule
 from benchmarks.data.seeding import rng
 from benchmarks.data.transforms import Patch, as_patch, crop_padding
-from benchmarks.errors import ConfigError
 
 
 def plan_sample(shape: Sequence[int], patch: Patch, rotflip: bool, generator: np.random.Generator) -> tuple[
@@ -89,15 +88,7 @@ class DeviceBatches:
         stop: int,
         channels_last: bool = False,
     ) -> None:
-        if len(labeled) != schedule.n_labeled or len(unlabeled) != schedule.n_unlabeled:
-            raise ConfigError(
-                f"schedule expects {schedule.n_labeled} labeled / {schedule.n_unlabeled} unlabeled cases, "
-                f"got {len(labeled)} / {len(unlabeled)}"
-            )
-        if any(label is None for _, label in labeled):
-            raise ConfigError("every labeled sample needs a label")
-        if not 0 <= start <= stop:
-            raise ConfigError(f"need 0 <= start <= stop, got start={start}, stop={stop}")
+        check_sources(labeled, unlabeled, schedule, start, stop)
         self.device = torch.device(device)
         self.labeled = [(self._put(i, torch.float32), self._put(lab, torch.uint8)) for i, lab in labeled]
         self.unlabeled = [self._put(i, torch.float32) for i, _ in unlabeled]

@@ -17,7 +17,7 @@ from benchmarks.errors import DataError
 from benchmarks.io import write_csv, write_json
 
 from .inference import predict_mask, sliding_window
-from .metrics import METRICS, check_empty_policy, case_metrics, summarize
+from .metrics import METRICS, case_metrics, check_empty_policy, summarize
 from .postprocess import largest_connected_component
 
 #: One test case: ID, image (X, Y, Z) float32, label (X, Y, Z) in {0, 1}, voxel spacing in mm.

@@ -88,9 +88,7 @@ def case_metrics(
         both_empty = not (pred_any or gt_any)
         out = {"dice": 100.0 if both_empty else 0.0, "jaccard": 100.0 if both_empty else 0.0}
         for suffix, sampling in units.items():
-            if both_empty:
-                distance = 0.0
-            elif gt_any and empty_policy == "official_zero":
+            if both_empty or (gt_any and empty_policy == "official_zero"):
                 distance = 0.0
             elif gt_any and empty_policy == "nan":
                 distance = math.nan

@@ -65,7 +65,7 @@ def count_macs(
     x = torch.zeros(input_shape, device=param.device if param is not None else "cpu")
     own = {type(m): _own_rule for m in wrapper.modules() if callable(getattr(m, "macs", None))}
     macs, _ = thop.profile(wrapper, inputs=(x,), custom_ops={**_RULES, **own}, verbose=False)
-    return int(round(macs))
+    return round(macs)
 
 
 def count_used_params(
