@@ -9,11 +9,11 @@ import torch
 import yaml
 
 from benchmarks.cli import main
-from benchmarks.config import RunConfig
+from benchmarks.config import RunConfig, load_config
 from benchmarks.evaluate.run import evaluate_run
 from benchmarks.runtime import architecture, build_method
 from benchmarks.train.checkpoint import save_checkpoint
-from benchmarks.train.trainer import FINAL, prepare_run_dir
+from benchmarks.train.trainer import FINAL, Trainer, prepare_run_dir
 from methods.base import Options
 
 
@@ -33,3 +33,21 @@ def train_with_cli(overrides: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     config_file.write_text(yaml.safe_dump(overrides))
     assert main(["train", "--config", str(config_file), "--out", str(run_dir), "--no-progress"]) == 0
     return evaluate_run(run_dir, progress=False)
+
+
+def tiny_synthetic_run(root: Path, **settings: Any) -> dict[str, Any]:
+    """Overrides of a CPU-sized run on the synthetic data at ``root`` (4 filters, 32 x 32 x 16 patches and
+    windows, final checkpoint scored), updated with ``settings``."""
+    return {"dataset": "synthetic", "data_root": str(root), "filters": 4, "patch": [32, 32, 16], "selection": "last",
+            "eval": {"window": [32, 32, 16], "strides": [16, 16, 8]}, **settings}
+
+
+def dice_before_and_after(overrides: dict[str, Any], tmp_path: Path, cli: bool = False) -> tuple[float, float]:
+    """Mean test Dice (%) of the network a run of ``overrides`` starts from and of the run trained into
+    ``tmp_path / "run"``, in-process or through ``sslbench train`` (``cli``)."""
+    config, options = load_config(overrides)
+    before = evaluate_untrained(config, options, tmp_path / "untrained")["dice_mean"]
+    if cli:
+        return before, train_with_cli(overrides, tmp_path / "run")["dice_mean"]
+    Trainer(config, options, tmp_path / "run", progress=False).fit()
+    return before, evaluate_run(tmp_path / "run", progress=False)["dice_mean"]

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from runs import evaluate_untrained, train_with_cli
+from runs import dice_before_and_after, tiny_synthetic_run
 
 import methods
 from benchmarks.cli import main
-from benchmarks.config import load_config
 from benchmarks.evaluate.cases import COLUMNS
 
 TINY = ["--set", "filters=4", "--set", "patch=[32,32,16]", "--set", "eval.window=[32,32,16]",
@@ -61,14 +60,9 @@ def test_train_then_evaluate_synthetic(tiny_synthetic: Path, tmp_path: Path) -> 
 
 @pytest.mark.slow
 def test_short_training_beats_an_untrained_network(tiny_synthetic: Path, tmp_path: Path) -> None:
-    overrides = {"dataset": "synthetic", "data_root": str(tiny_synthetic), "labels": "all", "filters": 4,
-                 "patch": [32, 32, 16], "iterations": 200, "selection": "last", "schedule": {"name": "poly"},
-                 "eval": {"window": [32, 32, 16], "strides": [16, 16, 8]}}
-    config, options = load_config(overrides)
-    baseline = evaluate_untrained(config, options, tmp_path / "untrained")
-
-    result = train_with_cli(overrides, tmp_path / "trained")
-    assert result["dice_mean"] > baseline["dice_mean"] + 20, (result["dice_mean"], baseline["dice_mean"])
+    before, after = dice_before_and_after(
+        tiny_synthetic_run(tiny_synthetic, labels="all", iterations=200, schedule={"name": "poly"}), tmp_path, cli=True)
+    assert after > before + 20, (after, before)
 
 
 @pytest.mark.parametrize("method", methods.available_methods())

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from fakes import FakeContext
-from runs import evaluate_untrained, train_with_cli
+from runs import dice_before_and_after, tiny_synthetic_run
 from torch import nn
 
 import methods
@@ -247,12 +247,7 @@ def test_short_training_beats_an_untrained_network(tiny_synthetic: Path, tmp_pat
     """The full ASE-Net step (discriminators, consistency, EMA) on the plain V-Net backbone: with 4 filters
     the DyBAC network's N(0, 1) depthwise kernels barely move in a CPU-sized budget (it needs 16 filters or
     hundreds of iterations), so its trainability is left to the long runs."""
-    overrides = {"dataset": "synthetic", "data_root": str(tiny_synthetic), "labels": "8", "method": "asenet",
-                 "options": {"backbone": "vnet"}, "filters": 4, "patch": list(SHAPE), "iterations": 35,
-                 "labeled_bs": 4, "unlabeled_bs": 1, "optimizer": {"lr": 1e-2}, "selection": "last",
-                 "eval": {"window": list(SHAPE), "strides": [16, 16, 8]}}
-    config, options = load_config(overrides)
-    baseline = evaluate_untrained(config, options, tmp_path / "untrained")
-
-    result = train_with_cli(overrides, tmp_path / "trained")
-    assert result["dice_mean"] > baseline["dice_mean"] + 10, (result["dice_mean"], baseline["dice_mean"])
+    overrides = tiny_synthetic_run(tiny_synthetic, method="asenet", labels="8", options={"backbone": "vnet"},
+                                   iterations=35, labeled_bs=4, unlabeled_bs=1, optimizer={"lr": 1e-2})
+    before, after = dice_before_and_after(overrides, tmp_path, cli=True)
+    assert after > before + 10, (after, before)

@@ -9,13 +9,11 @@ import numpy as np
 import pytest
 import torch
 from fakes import FakeContext
-from runs import evaluate_untrained
+from runs import dice_before_and_after, tiny_synthetic_run
 
 import methods
 from benchmarks.config import load_config
-from benchmarks.evaluate.run import evaluate_run
 from benchmarks.report.complexity import count_params
-from benchmarks.train.trainer import Trainer
 from methods import bcp
 from methods.base import Batch, RunInfo, TrainingData
 from methods.volume_ops import largest_component
@@ -160,12 +158,7 @@ def test_stage_plans_and_teacher_hand_over() -> None:
 
 @pytest.mark.slow
 def test_short_training_beats_an_untrained_network(tiny_synthetic: Path, tmp_path: Path) -> None:
-    config, options = load_config({
-        "dataset": "synthetic", "data_root": str(tiny_synthetic), "labels": "4", "method": "bcp", "filters": 4,
-        "patch": [32, 32, 16], "iterations": 40, "selection": "last", "optimizer": {"lr": 0.05}, "device": "cpu",
-        "eval": {"window": [32, 32, 16], "strides": [16, 16, 8]},
-    })
-    baseline = evaluate_untrained(config, options, tmp_path / "untrained")
-    Trainer(config, options, tmp_path / "trained", progress=False).fit()
-    result = evaluate_run(tmp_path / "trained", progress=False)
-    assert result["dice_mean"] > baseline["dice_mean"] + 20, (result["dice_mean"], baseline["dice_mean"])
+    overrides = tiny_synthetic_run(tiny_synthetic, method="bcp", labels="4", iterations=40, optimizer={"lr": 0.05},
+                                   device="cpu")
+    before, after = dice_before_and_after(overrides, tmp_path)
+    assert after > before + 20, (after, before)

@@ -9,14 +9,12 @@ from typing import Any
 import pytest
 import torch
 from fakes import FakeContext
-from runs import evaluate_untrained
+from runs import dice_before_and_after, tiny_synthetic_run
 
 import methods
 from benchmarks.config import load_config, resolve_options
-from benchmarks.evaluate.run import evaluate_run
 from benchmarks.report.complexity import complexity
 from benchmarks.runtime import build_method
-from benchmarks.train.trainer import Trainer
 from methods.dtc import DTC, sdf_to_mask
 from methods.sdf import shape_losses
 
@@ -94,13 +92,7 @@ def test_predict_is_the_segmentation_head() -> None:
 
 
 def test_short_training_beats_an_untrained_network(tiny_synthetic: Path, tmp_path: Path) -> None:
-    config, options = load_config({
-        "method": "dtc", "dataset": "synthetic", "data_root": str(tiny_synthetic), "labels": "6",
-        "iterations": 40, "patch": [32, 32, 16], "filters": 4, "selection": "last", "device": "cpu",
-        "optimizer": {"lr": 0.05}, "schedule": {"name": "poly"},
-        "eval": {"window": [32, 32, 16], "strides": [16, 16, 8]},
-    })
-    baseline = evaluate_untrained(config, options, tmp_path / "untrained")["dice_mean"]
-    Trainer(config, options, tmp_path / "run", progress=False).fit()
-    trained = evaluate_run(tmp_path / "run", progress=False)["dice_mean"]
-    assert trained > baseline + 10, (trained, baseline)
+    overrides = tiny_synthetic_run(tiny_synthetic, method="dtc", labels="6", iterations=40, device="cpu",
+                                   optimizer={"lr": 0.05}, schedule={"name": "poly"})
+    before, after = dice_before_and_after(overrides, tmp_path)
+    assert after > before + 10, (after, before)

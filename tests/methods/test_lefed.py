@@ -280,7 +280,7 @@ def test_predict_uses_decoder_a_without_feedback() -> None:
             assert torch.allclose(method.predict(x), (a.logits + b.logits) / 2)
 
 
-def test_short_training_beats_an_untrained_network(tiny_synthetic: Path, tmp_path: Path) -> None:
+def test_short_training_logs_three_steps_per_iteration_and_evaluates(tiny_synthetic: Path, tmp_path: Path) -> None:
     config, options = load_config({
         "method": "lefed", "dataset": "synthetic", "data_root": str(tiny_synthetic), "labels": "4",
         "iterations": 12, "patch": [32, 32, 16], "filters": 4, "selection": "last", "device": "cpu",

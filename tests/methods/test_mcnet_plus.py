@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from fakes import FakeContext
-from runs import evaluate_untrained, train_with_cli
+from runs import dice_before_and_after, tiny_synthetic_run
 
 import methods
 from benchmarks.config import load_config
@@ -94,12 +94,7 @@ def test_prediction_from_decoder_1_or_the_mean_probability() -> None:
 
 @pytest.mark.slow
 def test_short_training_beats_an_untrained_network(tiny_synthetic: Path, tmp_path: Path) -> None:
-    overrides = {"method": "mcnet_plus", "dataset": "synthetic", "data_root": str(tiny_synthetic), "labels": "8",
-                 "unlabeled_bs": 1, "filters": 4, "patch": [32, 32, 16], "rotflip": False, "iterations": 80,
-                 "optimizer": {"lr": 0.1}, "schedule": {"name": "poly"}, "selection": "last",
-                 "eval": {"window": [32, 32, 16], "strides": [16, 16, 8]}}
-    config, options = load_config(overrides)
-    baseline = evaluate_untrained(config, options, tmp_path / "untrained")
-
-    result = train_with_cli(overrides, tmp_path / "trained")
-    assert result["dice_mean"] > baseline["dice_mean"] + 20, (result["dice_mean"], baseline["dice_mean"])
+    overrides = tiny_synthetic_run(tiny_synthetic, method="mcnet_plus", labels="8", unlabeled_bs=1, rotflip=False,
+                                   iterations=80, optimizer={"lr": 0.1}, schedule={"name": "poly"})
+    before, after = dice_before_and_after(overrides, tmp_path, cli=True)
+    assert after > before + 20, (after, before)

@@ -11,14 +11,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from fakes import FakeContext
-from runs import evaluate_untrained
+from runs import dice_before_and_after, tiny_synthetic_run
 
 import methods
 from benchmarks.config import load_config, resolve_options
-from benchmarks.evaluate.run import evaluate_run
 from benchmarks.report.complexity import complexity, count_params
 from benchmarks.runtime import build_method
-from benchmarks.train.trainer import Trainer
 from methods.base import RunInfo
 from methods.nets.dual_head import DualHeadVNet
 from methods.nets.fc_discriminator import FCDiscriminator3D
@@ -179,17 +177,11 @@ def test_supervised_terms_by_hand() -> None:
 
 
 def test_short_training_beats_an_untrained_network(tiny_synthetic: Path, tmp_path: Path) -> None:
-    config, options = load_config({
-        "method": "sassnet", "dataset": "synthetic", "data_root": str(tiny_synthetic), "labels": "6",
-        "iterations": 40, "patch": [32, 32, 16], "filters": 4, "selection": "last", "device": "cpu",
-        "optimizer": {"lr": 0.05}, "schedule": {"name": "poly"}, "options": {"d_width": 8},
-        "eval": {"window": [32, 32, 16], "strides": [16, 16, 8]},
-    })
-    baseline = evaluate_untrained(config, options, tmp_path / "untrained")["dice_mean"]
-    Trainer(config, options, tmp_path / "run", progress=False).fit()
+    overrides = tiny_synthetic_run(tiny_synthetic, method="sassnet", labels="6", iterations=40, device="cpu",
+                                   optimizer={"lr": 0.05}, schedule={"name": "poly"}, options={"d_width": 8})
+    before, after = dice_before_and_after(overrides, tmp_path)
     log = (tmp_path / "run" / "log.csv").read_text().splitlines()
     header, last = log[0].split(","), log[-1].split(",")
     assert last[header.index("steps_main")] == last[header.index("steps_discriminator")] == "40"
     assert float(last[header.index("lr_discriminator")]) == 1e-4  # constant, while the segmenter's decays
-    trained = evaluate_run(tmp_path / "run", progress=False)["dice_mean"]
-    assert trained > baseline + 10, (trained, baseline)
+    assert after > before + 10, (after, before)

@@ -9,13 +9,11 @@ from typing import Any
 import pytest
 import torch
 from fakes import FakeContext
-from runs import evaluate_untrained
+from runs import dice_before_and_after, tiny_synthetic_run
 
 import methods
 from benchmarks.config import load_config, resolve_options
-from benchmarks.evaluate.run import evaluate_run
 from benchmarks.report.complexity import complexity
-from benchmarks.train.trainer import Trainer
 from methods.losses import cross_entropy, dice_loss
 from methods.uamt import UAMT, entropy_threshold, masked_consistency, predictive_entropy
 
@@ -138,14 +136,8 @@ def test_ema_copies_the_student_first_and_then_averages() -> None:
 
 
 def test_short_training_beats_an_untrained_network(tiny_synthetic: Path, tmp_path: Path) -> None:
-    config, options = load_config({
-        "method": "uamt", "dataset": "synthetic", "data_root": str(tiny_synthetic), "labels": "6",
-        "iterations": 40, "patch": [32, 32, 16], "filters": 4, "selection": "last", "device": "cpu",
-        "optimizer": {"lr": 0.05}, "schedule": {"name": "poly"}, "options": {"mc_passes": 2},
-        "eval": {"window": [32, 32, 16], "strides": [16, 16, 8]},
-    })
-    baseline = evaluate_untrained(config, options, tmp_path / "untrained")["dice_mean"]
-    Trainer(config, options, tmp_path / "run", progress=False).fit()
+    overrides = tiny_synthetic_run(tiny_synthetic, method="uamt", labels="6", iterations=40, device="cpu",
+                                   optimizer={"lr": 0.05}, schedule={"name": "poly"}, options={"mc_passes": 2})
+    before, after = dice_before_and_after(overrides, tmp_path)
     assert (tmp_path / "run" / "log.csv").read_text().splitlines()[0].count("certain") == 1
-    trained = evaluate_run(tmp_path / "run", progress=False)["dice_mean"]
-    assert trained > baseline + 10, (trained, baseline)
+    assert after > before + 10, (after, before)
