@@ -139,35 +139,10 @@ def run_dir_name(config: RunConfig) -> Path:
 
 
 def _validate(config: RunConfig) -> None:
-    positive = {
-        "iterations": config.iterations,
-        "labeled_bs": config.labeled_bs,
-        "filters": config.filters,
-        "in_channels": config.in_channels,
-        "num_classes": config.num_classes,
-        "val_every": config.val_every,
-        "checkpoint_every": config.checkpoint_every,
-        "eval.batch_size": config.eval.batch_size,
-        "schedule.step_size": config.schedule.step_size,
-    }
-    for key, value in positive.items():
-        if value <= 0:
-            raise ConfigError(f"invalid value {value!r} for {key!r}; expected a positive integer")
-    for key, value in {"unlabeled_bs": config.unlabeled_bs, "validation": config.validation,
-                       "num_workers": config.num_workers, "seed": config.seed}.items():
-        if value < 0:
-            raise ConfigError(f"invalid value {value!r} for {key!r}; expected a non-negative integer")
-    if config.optimizer.lr <= 0:
-        raise ConfigError(f"invalid value {config.optimizer.lr!r} for 'optimizer.lr'; expected a positive number")
-    if not 0 <= config.val_start <= 1:
-        raise ConfigError(f"invalid value {config.val_start!r} for 'val_start'; expected a fraction in [0, 1]")
+    """What the schema's types and ranges cannot say."""
     for key, shape in {"patch": config.patch, "eval.window": config.eval.window}.items():
         if any(s <= 0 or s % 16 for s in shape):
             raise ConfigError(f"invalid value {list(shape)} for {key!r}; every size must be a positive multiple of 16")
-    if any(i <= 0 for i in config.snapshots):
-        raise ConfigError(f"invalid value {list(config.snapshots)} for 'snapshots'; expected positive iterations")
-    if any(s <= 0 for s in config.eval.strides):
-        raise ConfigError(f"invalid value {list(config.eval.strides)} for 'eval.strides'; expected positive strides")
     if config.selection == "heldout" and config.validation == 0:
         raise ConfigError("selection 'heldout' needs 'validation' > 0 held-out training cases")
     labels = config.labels.rstrip("%")
