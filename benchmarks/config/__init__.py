@@ -26,6 +26,8 @@ __all__ = [
     "config_hash",
     "load_config",
     "parse_sets",
+    "parse_value",
+    "read_yaml",
     "resolve_options",
     "run_dir_name",
 ]
@@ -53,7 +55,7 @@ def parse_sets(pairs: Sequence[str]) -> dict[str, Any]:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set expects key=value, got {pair!r}")
-        value = yaml.safe_load(raw) if raw else ""
+        value = parse_value(key, raw)
         path = key.split(".")
         if path[0] not in _RUN_KEYS:
             path = ["options", *path]
@@ -64,6 +66,34 @@ def parse_sets(pairs: Sequence[str]) -> dict[str, Any]:
                 raise ConfigError(f"--set {key}: {part!r} is not a section")
         node[path[-1]] = value
     return out
+
+
+def parse_value(key: str, raw: str) -> Any:
+    """The YAML value of ``--set key=raw`` (``""`` for an empty one); a syntax error names the key and value."""
+    try:
+        return yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key}: invalid value {raw!r} ({_yaml_problem(exc, lines=False)})") from None
+
+
+def read_yaml(path: Path, what: str = "") -> Any:
+    """Parse the YAML file ``path``; a syntax error names the file, line and column (``what``: e.g. "config file")."""
+    name = f"{what} {path}" if what else str(path)
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{name}: not valid YAML ({_yaml_problem(exc, lines=True)})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{name} is unreadable ({exc})") from None
+
+
+def _yaml_problem(exc: yaml.YAMLError, lines: bool) -> str:
+    """PyYAML's complaint in one line: ``line 2, column 1: found character '\\t' that cannot start any token``."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    if mark is None:
+        return problem
+    return f"{f'line {mark.line + 1}, ' if lines else ''}column {mark.column + 1}: {problem}"
 
 
 def resolve_options(method_cls: type[Method], raw: Mapping[str, Any]) -> Options:
@@ -93,7 +123,7 @@ def load_config(
         path = Path(config_file)
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
-        loaded = yaml.safe_load(path.read_text()) or {}
+        loaded = read_yaml(path, "config file") or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path}: expected a mapping at the top level")
         user = _merge(user, loaded)

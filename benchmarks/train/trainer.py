@@ -25,12 +25,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from tqdm import tqdm
 
 from methods.base import Batch, OptimizerSpec, Options, RunInfo, Stage, TrainingData
 
-from ..config import RunConfig, config_hash
+from ..config import RunConfig, config_hash, read_yaml
 from ..config.coerce import to_dict
 from ..config.schema import OPERATIONAL_KEYS
 from ..data.sampler import TwoStreamSchedule
@@ -59,7 +58,7 @@ def prepare_run_dir(run_dir: Path, config: RunConfig) -> None:
     record = run_dir / "config.yaml"
     current = to_dict(config)
     if record.is_file():
-        previous = yaml.safe_load(record.read_text()) or {}
+        previous = read_yaml(record) or {}
         diff = _differences(previous, current)
         if diff:
             values = "; ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in diff.items())

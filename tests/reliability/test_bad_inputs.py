@@ -94,6 +94,8 @@ CONFIG_FAULTS: dict[str, tuple[list[str], list[str], str]] = {
     "ratio_outside_0_1": (["mask_ratio=1.5"], ["--method", "bcp"],
                           r"invalid value 1\.5 for 'options\.mask_ratio'; expected a number in \(0, 1\)"),
     "nan_learning_rate": (["optimizer.lr=.nan"], [], r"invalid value nan for 'optimizer\.lr'; expected a finite number"),
+    "malformed_set_value": (["patch=[32,32,16"], [],
+                            r"--set patch: invalid value '\[32,32,16' \(column 10: expected ',' or '\]', but got"),
     "wrong_value_type": (["optimizer.lr=fast"], [], r"invalid value 'fast' for 'optimizer\.lr'; expected a number"),
     "patch_not_multiple_of_16": (["patch=[20,16,16]"], [], r"invalid value \[20, 16, 16\] for 'patch'"),
     "unknown_layout": (["layout=nifti"], [], r"unknown data layout 'nifti'"),
@@ -130,6 +132,21 @@ def test_bad_config_is_named(fault: str, base_dataset: Path, tmp_path: Path,
     sets, extra, pattern = CONFIG_FAULTS[fault]
     code, err = sslbench([*train_args(base_dataset, *sets), *extra, "--out", str(tmp_path / "run")], capsys)
     assert code == 2 and re.search(pattern, err), err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("text, pattern", [
+    ("iterations: 3\n\tfilters: 2\n", r"line 2, column 1: found character '\\t' that cannot start any token"),
+    ("patch: [32, 32\n", r"line 2, column 1: expected ',' or '\]'"),
+    ("- iterations\n", r"expected a mapping at the top level"),
+], ids=["tab", "unclosed_list", "not_a_mapping"])
+def test_bad_config_file_is_named_with_its_line(text: str, pattern: str, base_dataset: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "settings.yaml"
+    config.write_text(text)
+    code, err = sslbench([*train_args(base_dataset), "--config", str(config), "--out", str(tmp_path / "run")], capsys)
+    assert code == 2 and err.startswith(f"sslbench train: error: config file {config}"), err
+    assert re.search(pattern, err) and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "run").exists()
 
 
