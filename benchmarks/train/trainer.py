@@ -109,8 +109,8 @@ class Trainer:
     def fit(self) -> Path:
         """Run every stage to its end; returns the path of ``checkpoint_final.pt``.
 
-        The split and every training case are validated before the run directory is created or checked, so
-        bad input leaves no run directory behind. ``status.json`` records the outcome: ``completed``, or
+        The split, every training case and every test case are validated before the run directory is created or
+        checked, so bad input leaves no run directory behind. ``status.json`` records the outcome: ``completed``, or
         ``failed`` when a loss went non-finite (:class:`TrainingDiverged`, re-raised).
         """
         config = self.config
@@ -126,12 +126,16 @@ class Trainer:
         if cases.empty_labels:
             print(f"warning: {len(cases.empty_labels)} training case(s) have an empty label map (no foreground): "
                   f"{', '.join(cases.empty_labels)}; recorded in {self.run_dir / 'provenance.json'}", file=sys.stderr)
+        if cases.casts:
+            print(f"note: cast on loading: {_listing(cases.casts)}; recorded in {self.run_dir / 'provenance.json'}",
+                  file=sys.stderr)
         stage_index, start = self._resume()
         write_json(self.run_dir / "provenance.json", {
             "config_hash": config_hash(config), "seed": config.seed, "method": config.method,
             "stages": [{"name": s.name, "iterations": self._iterations(s)} for s in self.stages],
             "resumed_from": {"stage": stage_index, "iteration": start} if (stage_index or start) else None,
             "empty_label_cases": cases.empty_labels,
+            "casts": cases.casts,
             **provenance(self.device),
         })
         position = (stage_index, start)
@@ -334,6 +338,12 @@ class Trainer:
         self.ctx.steps = dict(state["optimizer_steps"])
         self.best = dict(state["best"])
         return int(state["stage_index"]), int(state["iteration"])
+
+
+def _listing(groups: Mapping[str, list[str]], shown: int = 3) -> str:
+    """``image float64 -> float32 in 4 case(s) (c0, c1, c2, ...)``, groups joined by ``; ``."""
+    return "; ".join(f"{name} in {len(ids)} case(s) ({', '.join(ids[:shown])}{', ...' if len(ids) > shown else ''})"
+                     for name, ids in groups.items())
 
 
 def _position(row: Mapping[str, str]) -> tuple[int, int]:

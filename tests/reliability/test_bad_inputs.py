@@ -1,5 +1,6 @@
-"""The catalogue of bad inputs: each ends in a one-line ``sslbench`` error (exit 2) naming the file or key, before
-a run directory is created; the two allowed oddities (volumes smaller than the patch, empty label maps) train."""
+"""The catalogue of bad inputs (training and test cases, configuration): each ends in a one-line ``sslbench`` error
+(exit 2) naming the file or key, before a run directory is created; the allowed oddities (volumes smaller than the
+patch, empty training label maps, dtype casts) train, and are reported."""
 
 from __future__ import annotations
 
@@ -64,6 +65,14 @@ DATA_FAULTS: dict[str, tuple[Callable[[Path], None], list[str], list[str], str]]
                       r"cases/c0\.h5 \(case c0\): image has non-finite values \(1 NaN, 0 infinite\)"),
     "inf_intensity": (rewrite(0, INF_IMAGE, LABEL), [], [],
                       r"cases/c0\.h5 \(case c0\): image has non-finite values \(0 NaN, 1 infinite\)"),
+    "constant_image": (rewrite(0, np.zeros_like(IMAGE), LABEL), [], [],
+                       r"cases/c0\.h5 \(case c0\): image is constant \(every voxel 0\)"),
+    "broken_test_case": (rewrite(6, IMAGE, BAD_LABEL), [], [],
+                         r"cases/c6\.h5 \(case c6\): label has 1 voxels outside \{0, 1\}"),
+    "empty_test_label": (rewrite(6, IMAGE, np.zeros_like(LABEL)), [], [],
+                         r"cases/c6\.h5 \(case c6\): label is empty"),
+    "unreadable_test_case": (lambda root: case_path(root, 6).write_bytes(b"not hdf5"), [], [],
+                             r"cases/c6\.h5 \(case c6\): not a readable HDF5 file"),
     "duplicate_case_id": (edit_list("train.list", ["c0", "c1", "c2", "c1", "c3", "c4"]), [], [],
                           r"train\.list: duplicate case ID 'c1' \(entries 2 and 4\)"),
     "case_in_train_and_test": (edit_list("test.list", ["c6", "c3"]), [], [],
@@ -188,6 +197,21 @@ def test_volumes_smaller_than_the_patch_are_padded(tmp_path: Path, capsys: pytes
     assert main(["evaluate", str(run), "--no-progress"]) == 0, capsys.readouterr().err
     summary = json.loads((run / "eval" / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["n_cases"] == 1 and summary["dice_mean"] is not None
+
+
+def test_casts_on_loading_are_reported_once_and_recorded(dataset: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    rewrite(0, IMAGE.astype(np.float64), LABEL.astype(np.float32))(dataset)  # a labeled training case
+    rewrite(6, IMAGE.astype(np.float64), LABEL)(dataset)  # the test case
+    run = tmp_path / "run"
+    code, err = sslbench([*train_args(dataset), "--out", str(run)], capsys)
+    assert code == 0, err
+    notes = [line for line in err.splitlines() if line.startswith("note: cast on loading")]
+    expected = ("note: cast on loading: image float64 -> float32 in 2 case(s) (c0, c6); label float32 -> uint8 "
+                f"in 1 case(s) (c0); recorded in {run / 'provenance.json'}")
+    assert notes == [expected], err
+    recorded = json.loads((run / "provenance.json").read_text())["casts"]
+    assert recorded == {"image float64 -> float32": ["c0", "c6"], "label float32 -> uint8": ["c0"]}
 
 
 def test_empty_label_maps_in_training_data_are_allowed_and_reported(dataset: Path, tmp_path: Path,
