@@ -325,9 +325,20 @@ class Trainer:
         return TrainingDiverged(f"{exc}; {kept}", exc.stage, exc.iteration, exc.terms)
 
     def _resume(self) -> tuple[int, int]:
-        path = self.run_dir / LATEST
-        if not path.is_file():
-            return 0, 0
+        """Restore the run's last state: a finished run's ``checkpoint_final.pt`` (whatever became of
+        ``checkpoint_latest.pt``), else ``checkpoint_latest.pt``; ``(0, 0)`` for a new run."""
+        final, latest = self.run_dir / FINAL, self.run_dir / LATEST
+        if final.is_file():
+            try:
+                return self._restore(final)
+            except CheckpointError as exc:
+                if not latest.is_file():
+                    raise
+                print(f"warning: {exc}; continuing from {latest}", file=sys.stderr)
+        return self._restore(latest) if latest.is_file() else (0, 0)
+
+    def _restore(self, path: Path) -> tuple[int, int]:
+        """Load the checkpoint ``path`` of this run into the method, optimisers and scalers; its position."""
         state = load_checkpoint(path, self.config.method, architecture(self.config))
         if state["config_hash"] != config_hash(self.config):
             raise CheckpointError(f"checkpoint {path} was written under another configuration")

@@ -17,8 +17,8 @@ from reliability.helpers import ball_case, case_path, tiny_config, train_args, w
 
 from benchmarks.cli import main
 from benchmarks.runtime import architecture, build_method
-from benchmarks.train.checkpoint import save_checkpoint
-from benchmarks.train.trainer import FINAL, prepare_run_dir
+from benchmarks.train.checkpoint import load_checkpoint, save_checkpoint
+from benchmarks.train.trainer import FINAL, LATEST, STATUS, prepare_run_dir
 
 
 def rewrite(index: int, image: np.ndarray | None, label: np.ndarray | None) -> Callable[[Path], None]:
@@ -178,6 +178,42 @@ def test_checkpoint_of_another_method_or_architecture(other: dict[str, object], 
     (run / "checkpoint_latest.pt").write_bytes(path.read_bytes())
     code, err = sslbench([*train_args(base_dataset), "--out", str(run)], capsys)
     assert code == 2 and "checkpoint_latest.pt" in err and expected in err, err
+
+
+def test_rerun_of_a_finished_run_with_a_damaged_checkpoint(base_dataset: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """A finished run is finished whatever became of checkpoint_latest.pt; a damaged checkpoint_final.pt is written
+    again from the latest one; when neither can be resumed from, the error names the file."""
+    run = tmp_path / "run"
+    args = [*train_args(base_dataset), "--out", str(run)]
+    assert main(args) == 0
+    good = {name: (run / name).read_bytes() for name in (LATEST, FINAL)}
+    weights = load_checkpoint(run / FINAL)["method_state"]
+
+    def damage(*names: str) -> None:
+        for name, content in good.items():
+            (run / name).write_bytes(content[:300] if name in names else content)
+
+    def final_weights_kept() -> bool:
+        return all(torch.equal(weights[k], v) for k, v in load_checkpoint(run / FINAL)["method_state"].items())
+
+    damage(LATEST)
+    code, err = sslbench(args, capsys)
+    assert code == 0 and "warning" not in err, err
+    assert json.loads((run / STATUS).read_text())["status"] == "completed" and final_weights_kept()
+
+    damage(FINAL)
+    code, err = sslbench(args, capsys)
+    assert code == 0 and f"warning: checkpoint {run / FINAL} is unreadable" in err, err
+    assert f"; continuing from {run / LATEST}" in err and final_weights_kept()
+
+    damage(FINAL, LATEST)
+    code, err = sslbench(args, capsys)
+    assert code == 2 and err.strip().splitlines()[-1].startswith(
+        f"sslbench train: error: checkpoint {run / LATEST} is unreadable"), err
+    (run / LATEST).unlink()
+    code, err = sslbench(args, capsys)
+    assert code == 2 and f"sslbench train: error: checkpoint {run / FINAL} is unreadable" in err, err
 
 
 def test_checkpoint_of_another_config_is_refused_by_evaluate(base_dataset: Path, tmp_path: Path,
