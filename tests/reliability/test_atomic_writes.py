@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from reliability.helpers import REPO, fake_results
+from reliability.helpers import REPO, fake_complexity, fake_results
 
-from benchmarks.io import remove_temp_files, write_json
+from benchmarks.io import remove_temp_files
 from benchmarks.report.suites import load_suite
 from benchmarks.report.tables import MissingResults, Results
 from benchmarks.train.checkpoint import load_checkpoint, save_checkpoint
@@ -141,9 +141,7 @@ def test_kill_during_table_write_keeps_the_previous_table(tmp_path: Path) -> Non
 def test_kill_during_figure_write_keeps_the_previous_png_pdf_and_csv(tmp_path: Path) -> None:
     suite = load_suite("smoke")
     fake_results(suite, tmp_path)
-    for method in {run.method for run in suite.runs}:
-        write_json(tmp_path / "complexity" / f"{method}.json",
-                   {"params": 1, "params_train": 2, "params_inference": 1, "macs": 3, "macs_train": 4})
+    fake_complexity(suite, tmp_path / "complexity")
     figures = tmp_path / "figures"
     figures.mkdir()
     previous = {ext: f"previous {ext}".encode() for ext in ("png", "pdf", "csv")}

@@ -18,7 +18,7 @@ from typing import Any, Self
 import pandas as pd
 import pytest
 import torch
-from reliability.helpers import REPO, cli_command, fake_results, train_args
+from reliability.helpers import REPO, cli_command, fake_complexity, fake_results, train_args
 
 import benchmarks.io
 from benchmarks.cli import main
@@ -167,4 +167,23 @@ def test_full_disk_in_tables_names_the_file_and_keeps_the_previous_table(
     err = capsys.readouterr().err
     assert f"sslbench tables: error: could not write {out / 'table_synthetic.csv'}: No space left on device" in err
     assert (out / "table_synthetic.csv").read_bytes() == before
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_full_disk_in_figures_names_the_file_and_keeps_the_previous_figure(
+        tmp_path: Path, disk: FullDisk, capsys: pytest.CaptureFixture[str]) -> None:
+    suite = load_suite("smoke")
+    fake_results(suite, tmp_path)
+    complexity = fake_complexity(suite, tmp_path / "complexity")
+    out = tmp_path / "figures"
+    out.mkdir()
+    previous = {ext: f"previous {ext}".encode() for ext in ("png", "pdf", "csv")}
+    for ext, content in previous.items():
+        (out / f"fig7_complexity.{ext}").write_bytes(content)
+    disk.full = True
+    args = ["figures", "--suite", "smoke", "--root", str(tmp_path), "--out", str(out), "--complexity", str(complexity)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"sslbench figures: error: could not write {out / 'fig7_complexity.png'}: No space left on device" in err
+    assert {ext: (out / f"fig7_complexity.{ext}").read_bytes() for ext in previous} == previous
     assert not list(out.glob(".*.tmp"))
