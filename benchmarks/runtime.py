@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 import methods
 from methods.base import Method, Options
 
-from .config import RunConfig, load_config
+from .config import RunConfig, load_config, read_yaml
 from .errors import ConfigError
 
 
@@ -45,7 +44,7 @@ def run_config(run_dir: Path) -> tuple[RunConfig, Options]:
     record = Path(run_dir) / "config.yaml"
     if not record.is_file():
         raise ConfigError(f"{run_dir} is not a run directory: {record.name} is missing")
-    return load_config(yaml.safe_load(record.read_text()))
+    return load_config(read_yaml(record))
 
 
 def restore_method(config: RunConfig, options: Options, checkpoint: Path, device: torch.device) -> Method:

@@ -65,7 +65,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import register
-from .base import Batch, Method, OptimizerSpec, Options, StepContext
+from .base import Batch, Fraction, Method, NonNegative, OptimizerSpec, Options, Positive, Probability, StepContext
 from .ema import make_teacher, update_ema
 from .losses import consistency_weight, cross_entropy, dice_loss
 from .nets.asenet_discriminators import ImageDiscriminator, PixelDiscriminator
@@ -84,13 +84,13 @@ class ASENetOptions(Options):
     head: Literal["softmax", "sigmoid"] = "softmax"
     consistency_discriminator: Literal["pixel", "image"] = "pixel"
     dice_grad: bool = True
-    lambda_max: float = 1.0
-    rampup: float = 40.0
-    ema_decay: float = 0.99
-    noise_std: float = 0.1
-    noise_clip: float = 0.2
-    d_lr: float = 1e-3
-    betas: tuple[float, float] = (0.9, 0.99)
+    lambda_max: NonNegative = 1.0
+    rampup: NonNegative = 40.0
+    ema_decay: Fraction = 0.99
+    noise_std: NonNegative = 0.1
+    noise_clip: NonNegative = 0.2
+    d_lr: Positive = 1e-3
+    betas: tuple[Probability, Probability] = (0.9, 0.99)
     predict_with: Literal["student", "teacher"] = "student"
 
 

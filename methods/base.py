@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Annotated, Any, ClassVar, Protocol
 
 import numpy as np
 import torch
@@ -135,9 +135,52 @@ class StepContext(Protocol):
         """
 
 
+@dataclass(frozen=True)
+class Range:
+    """Allowed values of a numeric option, declared with its type: ``Annotated[float, Range(0, 1)]``.
+
+    ``low <= value <= high`` (``<`` at an ``open_*`` end; ``None``: unbounded). Where configuration values
+    become options (``benchmarks.config``), every float must also be finite and a value outside its range is
+    an error naming the option.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    open_high: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        above = self.low is None or (value > self.low if self.open_low else value >= self.low)
+        below = self.high is None or (value < self.high if self.open_high else value <= self.high)
+        return above and below  # False for NaN
+
+    def describe(self, integer: bool) -> str:
+        """``a positive integer``, ``a non-negative number``, ``a number in [0, 1)``..."""
+        kind = "integer" if integer else "number"
+        positive = self.low == 0 and self.open_low or integer and self.low == 1 and not self.open_low
+        if self.high is None and (positive or self.low == 0):
+            return f"a {'positive' if positive else 'non-negative'} {kind}"
+        if self.high is None:
+            return f"{'an' if integer else 'a'} {kind} {'>' if self.open_low else '>='} {self.low:g}"
+        low = "(-inf" if self.low is None else f"{'(' if self.open_low else '['}{self.low:g}"
+        return f"a {kind} in {low}, {self.high:g}{')' if self.open_high else ']'}"
+
+
+#: Shorthands of the common option ranges.
+NonNegative = Annotated[float, Range(0)]
+Positive = Annotated[float, Range(0, open_low=True)]
+Fraction = Annotated[float, Range(0, 1)]
+Probability = Annotated[float, Range(0, 1, open_high=True)]
+PositiveInt = Annotated[int, Range(1)]
+NonNegativeInt = Annotated[int, Range(0)]
+
+
 @dataclass
 class Options:
-    """Base of every method's options; subclasses add typed fields with defaults."""
+    """Base of every method's options; subclasses add typed fields with defaults.
+
+    Every numeric field declares its allowed values (:class:`Range`, e.g. ``lambda_: NonNegative = 1e-3``).
+    """
 
 
 class Method(nn.Module):

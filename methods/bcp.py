@@ -55,14 +55,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from . import register
-from .base import Batch, Method, Options, RunInfo, Stage, StepContext
+from .base import Batch, Fraction, Method, NonNegative, Options, PositiveInt, Range, RunInfo, Stage, StepContext
 from .ema import make_teacher, update_ema
 from .losses import cross_entropy
 from .nets.branched_vnet import BranchedVNet
@@ -84,19 +84,13 @@ class BCPOptions(Options):
     recipe: Literal["la", "pancreas"] = "la"
     schedule: Literal["official", "la_style"] = "official"
     batch: Literal["4+4", "2+2"] = "4+4"
-    pretrain_iterations: int = 2000
-    pretrain_epochs: int = 60
-    epochs: int | None = 200
-    mask_ratio: float = 2 / 3
-    u_weight: float = 0.5
-    ema_decay: float = 0.99
+    pretrain_iterations: PositiveInt = 2000
+    pretrain_epochs: PositiveInt = 60
+    epochs: PositiveInt | None = 200
+    mask_ratio: Annotated[float, Range(0, 1, open_low=True, open_high=True)] = 2 / 3
+    u_weight: NonNegative = 0.5
+    ema_decay: Fraction = 0.99
     teacher_eval: bool = False
-
-    def __post_init__(self) -> None:
-        if not 0 < self.mask_ratio < 1:
-            raise ValueError(f"invalid value {self.mask_ratio!r} for 'mask_ratio'; expected a number in (0, 1)")
-        if self.pretrain_iterations < 1 or self.pretrain_epochs < 1:
-            raise ValueError("'pretrain_iterations' and 'pretrain_epochs' must be positive")
 
     @property
     def pair(self) -> int:

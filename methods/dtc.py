@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from . import register
-from .base import Batch, Method, Options, StepContext
+from .base import Batch, Method, NonNegative, Options, Positive, StepContext
 from .losses import consistency_weight
 from .nets.dual_head import DualHeadVNet
 from .sdf import shape_losses
@@ -38,10 +38,10 @@ class DTCOptions(Options):
     """``beta``: SDF regression weight; ``consistency``: lambda_max, ramped over ``consistency_rampup``
     pseudo-epochs of 150 iterations; ``k``: steepness of the SDF-to-mask transform."""
 
-    beta: float = 0.3
-    consistency: float = 1.0
-    consistency_rampup: float = 40.0
-    k: float = 1500.0
+    beta: NonNegative = 0.3
+    consistency: NonNegative = 1.0
+    consistency_rampup: NonNegative = 40.0
+    k: Positive = 1500.0
 
 
 def sdf_to_mask(sdf: Tensor, k: float = 1500.0) -> Tensor:

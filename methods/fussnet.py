@@ -65,7 +65,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
@@ -73,7 +73,20 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import register
-from .base import Batch, Method, OptimizerSpec, Options, RunInfo, Stage, StepContext
+from .base import (
+    Batch,
+    Fraction,
+    Method,
+    NonNegative,
+    OptimizerSpec,
+    Options,
+    PositiveInt,
+    Probability,
+    Range,
+    RunInfo,
+    Stage,
+    StepContext,
+)
 from .ema import make_teacher, update_ema
 from .losses import consistency_weight
 from .nets.aleatoric import StochasticHead, antithetic_samples
@@ -101,28 +114,25 @@ PRESETS = {"variant": VARIANTS, "recipe": RECIPES}
 class FUSSNetOptions(Options):
     variant: Literal["paper", "official"] = "paper"
     recipe: Literal["la", "pancreas"] = "la"
-    al_weight: float = 0.8
-    rank: int = 10
-    mc_samples: int = 20
-    pretrain_epochs: int = 40
-    pretrain_batch_size: int = 4
-    epochs: int | None = 301
-    batch_size: int = 2
-    refresh_every: int = 10
-    consistency: float = 1.0
-    consistency_rampup: float = 40.0
-    ema_decay: float = 0.99
-    betas: tuple[float, float] = (0.5, 0.999)
+    al_weight: NonNegative = 0.8
+    rank: PositiveInt = 10
+    mc_samples: Annotated[int, Range(2)] = 20
+    pretrain_epochs: PositiveInt = 40
+    pretrain_batch_size: PositiveInt = 4
+    epochs: PositiveInt | None = 301
+    batch_size: PositiveInt = 2
+    refresh_every: PositiveInt = 10
+    consistency: NonNegative = 1.0
+    consistency_rampup: NonNegative = 40.0
+    ema_decay: Fraction = 0.99
+    betas: tuple[Probability, Probability] = (0.5, 0.999)
     masked_voxels: bool = True
     train_aleatoric: bool = True
-    pseudo_patch: tuple[int, int, int] | None = None
+    pseudo_patch: tuple[PositiveInt, PositiveInt, PositiveInt] | None = None
 
     def __post_init__(self) -> None:
-        if self.mc_samples < 2 or self.mc_samples % 2:
+        if self.mc_samples % 2:
             raise ValueError(f"invalid value {self.mc_samples!r} for 'mc_samples'; expected an even number >= 2")
-        for key in ("pretrain_epochs", "pretrain_batch_size", "batch_size", "refresh_every", "rank"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"invalid value {getattr(self, key)!r} for {key!r}; expected a positive integer")
 
 
 def branch_losses(logits: Sequence[Tensor], target: Tensor, region: Tensor | None = None,

@@ -50,14 +50,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import register
-from .base import Batch, Method, Options, StepContext
+from .base import Batch, Method, NonNegative, Options, PositiveInt, Probability, Range, StepContext
 from .losses import cross_entropy, dice_loss, softmax_mse
 from .nets.lefed import LeFeDNet
 from .nets.vnet import DecoderOutput
@@ -78,10 +78,10 @@ class LeFeDOptions(Options):
 
     variant: Literal["paper", "official"] = "paper"
     ablation: Ablation | None = None
-    t: int = 3
-    lambda_: float = 1e-3
+    t: PositiveInt = 3
+    lambda_: NonNegative = 1e-3
     feedback: bool = True
-    scales: tuple[int, ...] = (1, 2, 3, 4)
+    scales: tuple[Annotated[int, Range(1, 5)], ...] = (1, 2, 3, 4)
     encoding: Encoding = "a_minus_b"
     different_losses: bool = True
     deep_supervision: bool = True
@@ -90,17 +90,12 @@ class LeFeDOptions(Options):
     steps_per_batch: Literal["per_pass", "once"] = "per_pass"
     il_off_steps: Literal[1, "t"] = 1
     predict_from: Literal["a", "mean_logits"] = "a"
-    encoder_dropout: float = 0.3
-    decoder_dropout: float = 0.5
+    encoder_dropout: Probability = 0.3
+    decoder_dropout: Probability = 0.5
 
     def __post_init__(self) -> None:
-        if self.t < 1:
-            raise ValueError(f"invalid value {self.t!r} for 't'; expected a positive number of passes")
         if not self.scales or len(set(self.scales)) != len(self.scales) or not set(self.scales) <= set(ALL_SCALES):
             raise ValueError(f"invalid value {list(self.scales)} for 'scales'; expected distinct scales from 1..5")
-        for key in ("encoder_dropout", "decoder_dropout"):
-            if not 0 <= getattr(self, key) < 1:
-                raise ValueError(f"invalid value {getattr(self, key)!r} for {key!r}; expected a probability in [0, 1)")
 
 
 def _row(il: bool, dl: bool, ds: bool, scales: tuple[int, ...] = (1, 2, 3, 4)) -> dict[str, Any]:

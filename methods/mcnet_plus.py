@@ -41,7 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from . import register
-from .base import Batch, Method, Options, StepContext
+from .base import Batch, Method, NonNegative, Options, Positive, StepContext
 from .losses import consistency_weight, cross_entropy
 from .nets.mcnet import MultiDecoderVNet
 from .wu_losses import binary_dice_loss
@@ -53,17 +53,13 @@ class MCNetPlusOptions(Options):
     mutual-consistency weight, ramped over ``consistency_rampup`` pseudo-epochs of 150 iterations."""
 
     variant: Literal["paper", "official"] = "paper"
-    temperature: float = 0.1
-    seg_weight: float = 0.5
-    consistency: float = 1.0
-    consistency_rampup: float = 40.0
+    temperature: Positive = 0.1
+    seg_weight: NonNegative = 0.5
+    consistency: NonNegative = 1.0
+    consistency_rampup: NonNegative = 40.0
     detach_targets: bool = False
     predict_from: Literal["decoder1", "mean"] = "decoder1"
     dropout: bool = True
-
-    def __post_init__(self) -> None:
-        if self.temperature <= 0:
-            raise ValueError(f"invalid value {self.temperature!r} for 'temperature'; expected a positive number")
 
 
 def sharpen(p: Tensor, temperature: float) -> Tensor:

@@ -50,7 +50,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import register
-from .base import Batch, Method, OptimizerSpec, Options, RunInfo, Stage, StepContext
+from .base import (
+    Batch,
+    Method,
+    NonNegative,
+    OptimizerSpec,
+    Options,
+    Positive,
+    PositiveInt,
+    Probability,
+    RunInfo,
+    Stage,
+    StepContext,
+)
 from .losses import consistency_weight
 from .nets.dual_head import DualHeadVNet
 from .nets.fc_discriminator import FCDiscriminator3D
@@ -63,16 +75,12 @@ class SASSNetOptions(Options):
     label share, :func:`adversarial_weight`), ramped over ``adv_rampup`` pseudo-epochs of 150 iterations;
     ``d_*``: the discriminator and its Adam optimiser."""
 
-    beta: float = 0.3
-    adv_weight: float | None = None
-    adv_rampup: float = 40.0
-    d_width: int = 64
-    d_lr: float = 1e-4
-    d_betas: tuple[float, float] = (0.9, 0.99)
-
-    def __post_init__(self) -> None:
-        if self.d_width < 1:
-            raise ValueError(f"invalid value {self.d_width!r} for 'd_width'; expected a positive channel count")
+    beta: NonNegative = 0.3
+    adv_weight: NonNegative | None = None
+    adv_rampup: NonNegative = 40.0
+    d_width: PositiveInt = 64
+    d_lr: Positive = 1e-4
+    d_betas: tuple[Probability, Probability] = (0.9, 0.99)
 
 
 def adversarial_weight(n_labeled: int, n_unlabeled: int) -> float:

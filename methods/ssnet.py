@@ -49,14 +49,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import register
-from .base import Batch, Method, Options, StepContext
+from .base import Batch, Method, NonNegative, Options, Positive, Range, StepContext
 from .losses import consistency_weight, cross_entropy
 from .nets.ssnet import FEATURE_DIM, SSNetVNet
 from .wu_losses import binary_dice_loss
@@ -74,17 +74,13 @@ class SSNetOptions(Options):
     memory_weights: Literal["normalised", "ones"] = "normalised"
     memory_selection: Literal["highest", "lowest"] = "highest"
     memory_classes: Literal["foreground", "all"] = "foreground"
-    memory_size: int = 32
-    xi: float = 10.0
-    epsilon: float = 10.0
-    consistency: float = 1.0
-    consistency_rampup: float = 40.0
-    separation_weight: float = 0.1
+    memory_size: Annotated[int, Range(2)] = 32
+    xi: Positive = 10.0
+    epsilon: NonNegative = 10.0
+    consistency: NonNegative = 1.0
+    consistency_rampup: NonNegative = 40.0
+    separation_weight: NonNegative = 0.1
     dropout: bool = True
-
-    def __post_init__(self) -> None:
-        if self.memory_size < 2:
-            raise ValueError(f"invalid value {self.memory_size!r} for 'memory_size'; expected at least 2")
 
 
 VARIANTS: dict[str, dict[str, Any]] = {

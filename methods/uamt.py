@@ -34,14 +34,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import register
-from .base import Batch, Method, Options, StepContext
+from .base import Batch, Fraction, Method, NonNegative, NonNegativeInt, Options, Range, StepContext
 from .ema import make_teacher, update_ema
 from .losses import consistency_weight, cross_entropy, dice_loss, sigmoid_rampup
 from .nets.vnet import VNet
@@ -52,22 +52,20 @@ class UAMTOptions(Options):
     """``consistency``: lambda_max, ramped over ``consistency_rampup`` pseudo-epochs of 150 iterations;
     ``mc_passes``: T (even); ``threshold_rampup``: t_max of the threshold ramp, in raw iterations."""
 
-    consistency: float = 0.1
-    consistency_rampup: float = 40.0
-    ema_decay: float = 0.99
-    noise_std: float = 0.1
-    noise_clip: float = 0.2
-    mc_passes: int = 8
-    threshold_rampup: int = 6000
+    consistency: NonNegative = 0.1
+    consistency_rampup: NonNegative = 40.0
+    ema_decay: Fraction = 0.99
+    noise_std: NonNegative = 0.1
+    noise_clip: NonNegative = 0.2
+    mc_passes: Annotated[int, Range(2)] = 8
+    threshold_rampup: NonNegativeInt = 6000
     uncertainty_threshold: Literal["ramp", "none"] = "ramp"
     consistency_rows: Literal["unlabeled", "all"] = "unlabeled"
     consistency_type: Literal["mse", "kl"] = "mse"
 
     def __post_init__(self) -> None:
-        if self.mc_passes < 2 or self.mc_passes % 2:
+        if self.mc_passes % 2:
             raise ValueError(f"invalid value {self.mc_passes!r} for 'mc_passes'; expected an even number >= 2")
-        if not 0 <= self.ema_decay <= 1:
-            raise ValueError(f"invalid value {self.ema_decay!r} for 'ema_decay'; expected a number in [0, 1]")
 
 
 def entropy_threshold(iteration: int, rampup: int) -> float:

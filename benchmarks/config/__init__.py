@@ -26,6 +26,8 @@ __all__ = [
     "config_hash",
     "load_config",
     "parse_sets",
+    "parse_value",
+    "read_yaml",
     "resolve_options",
     "run_dir_name",
 ]
@@ -53,7 +55,7 @@ def parse_sets(pairs: Sequence[str]) -> dict[str, Any]:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set expects key=value, got {pair!r}")
-        value = yaml.safe_load(raw) if raw else ""
+        value = parse_value(key, raw)
         path = key.split(".")
         if path[0] not in _RUN_KEYS:
             path = ["options", *path]
@@ -64,6 +66,34 @@ def parse_sets(pairs: Sequence[str]) -> dict[str, Any]:
                 raise ConfigError(f"--set {key}: {part!r} is not a section")
         node[path[-1]] = value
     return out
+
+
+def parse_value(key: str, raw: str) -> Any:
+    """The YAML value of ``--set key=raw`` (``""`` for an empty one); a syntax error names the key and value."""
+    try:
+        return yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key}: invalid value {raw!r} ({_yaml_problem(exc, lines=False)})") from None
+
+
+def read_yaml(path: Path, what: str = "") -> Any:
+    """Parse the YAML file ``path``; a syntax error names the file, line and column (``what``: e.g. "config file")."""
+    name = f"{what} {path}" if what else str(path)
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{name}: not valid YAML ({_yaml_problem(exc, lines=True)})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{name} is unreadable ({exc})") from None
+
+
+def _yaml_problem(exc: yaml.YAMLError, lines: bool) -> str:
+    """PyYAML's complaint in one line: ``line 2, column 1: found character '\\t' that cannot start any token``."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    if mark is None:
+        return problem
+    return f"{f'line {mark.line + 1}, ' if lines else ''}column {mark.column + 1}: {problem}"
 
 
 def resolve_options(method_cls: type[Method], raw: Mapping[str, Any]) -> Options:
@@ -93,7 +123,7 @@ def load_config(
         path = Path(config_file)
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
-        loaded = yaml.safe_load(path.read_text()) or {}
+        loaded = read_yaml(path, "config file") or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path}: expected a mapping at the top level")
         user = _merge(user, loaded)
@@ -139,35 +169,10 @@ def run_dir_name(config: RunConfig) -> Path:
 
 
 def _validate(config: RunConfig) -> None:
-    positive = {
-        "iterations": config.iterations,
-        "labeled_bs": config.labeled_bs,
-        "filters": config.filters,
-        "in_channels": config.in_channels,
-        "num_classes": config.num_classes,
-        "val_every": config.val_every,
-        "checkpoint_every": config.checkpoint_every,
-        "eval.batch_size": config.eval.batch_size,
-        "schedule.step_size": config.schedule.step_size,
-    }
-    for key, value in positive.items():
-        if value <= 0:
-            raise ConfigError(f"invalid value {value!r} for {key!r}; expected a positive integer")
-    for key, value in {"unlabeled_bs": config.unlabeled_bs, "validation": config.validation,
-                       "num_workers": config.num_workers, "seed": config.seed}.items():
-        if value < 0:
-            raise ConfigError(f"invalid value {value!r} for {key!r}; expected a non-negative integer")
-    if config.optimizer.lr <= 0:
-        raise ConfigError(f"invalid value {config.optimizer.lr!r} for 'optimizer.lr'; expected a positive number")
-    if not 0 <= config.val_start <= 1:
-        raise ConfigError(f"invalid value {config.val_start!r} for 'val_start'; expected a fraction in [0, 1]")
+    """What the schema's types and ranges cannot say."""
     for key, shape in {"patch": config.patch, "eval.window": config.eval.window}.items():
         if any(s <= 0 or s % 16 for s in shape):
             raise ConfigError(f"invalid value {list(shape)} for {key!r}; every size must be a positive multiple of 16")
-    if any(i <= 0 for i in config.snapshots):
-        raise ConfigError(f"invalid value {list(config.snapshots)} for 'snapshots'; expected positive iterations")
-    if any(s <= 0 for s in config.eval.strides):
-        raise ConfigError(f"invalid value {list(config.eval.strides)} for 'eval.strides'; expected positive strides")
     if config.selection == "heldout" and config.validation == 0:
         raise ConfigError("selection 'heldout' needs 'validation' > 0 held-out training cases")
     labels = config.labels.rstrip("%")

@@ -3,21 +3,23 @@
 A run's settings are merged from (lowest first) the defaults below, the dataset's YAML
 (``datasets/<name>.yaml``), the method's official recipe (:meth:`Method.run_defaults`), a user YAML
 file and ``--set key=value`` overrides. Unknown keys and invalid values raise :class:`ConfigError`
-naming the key.
+naming the key; every numeric key declares its allowed values (:class:`~methods.base.Range`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from methods.base import Fraction, NonNegative, NonNegativeInt, Positive, PositiveInt, Probability, Range
 
 
 @dataclass
 class OptimizerConfig:
     name: Literal["sgd", "adam", "adamw"] = "sgd"
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
+    lr: Positive = 0.01
+    momentum: Probability = 0.9
+    weight_decay: NonNegative = 1e-4
 
 
 @dataclass
@@ -25,18 +27,18 @@ class ScheduleConfig:
     """``step``: lr * gamma^floor(t / step_size); ``poly``: lr * (1 - t / T)^power; ``constant``."""
 
     name: Literal["step", "poly", "constant"] = "step"
-    gamma: float = 0.1
-    step_size: int = 2500
-    power: float = 0.9
+    gamma: Annotated[float, Range(0, 1, open_low=True)] = 0.1
+    step_size: PositiveInt = 2500
+    power: NonNegative = 0.9
 
 
 @dataclass
 class EvalConfig:
     """Sliding-window inference and scoring (``protocols.md`` sections 8-9)."""
 
-    window: tuple[int, int, int] = (112, 112, 80)
-    strides: tuple[int, int, int] = (18, 18, 4)
-    batch_size: int = 4
+    window: tuple[PositiveInt, PositiveInt, PositiveInt] = (112, 112, 80)
+    strides: tuple[PositiveInt, PositiveInt, PositiveInt] = (18, 18, 4)
+    batch_size: PositiveInt = 4
     lcc: bool = False
     empty_policy: Literal["penalty", "official_zero", "nan"] = "penalty"
 
@@ -72,29 +74,29 @@ class RunConfig:
     labeled_file: str | None = None
     unlabeled_file: str | None = None
     selection: Literal["heldout", "last"] = "heldout"
-    validation: int = 0
-    val_every: int = 200
-    val_start: float = 0.2
-    seed: int = 1337
+    validation: NonNegativeInt = 0
+    val_every: PositiveInt = 200
+    val_start: Fraction = 0.2
+    seed: NonNegativeInt = 1337
     budget: Literal["official", "uniform"] = "official"
-    iterations: int = 6000
-    labeled_bs: int = 2
-    unlabeled_bs: int = 2
-    patch: tuple[int, int, int] = (112, 112, 80)
+    iterations: PositiveInt = 6000
+    labeled_bs: PositiveInt = 2
+    unlabeled_bs: NonNegativeInt = 2
+    patch: tuple[PositiveInt, PositiveInt, PositiveInt] = (112, 112, 80)
     rotflip: bool = True
-    in_channels: int = 1
-    num_classes: int = 2
-    filters: int = 16
+    in_channels: PositiveInt = 1
+    num_classes: Annotated[int, Range(2)] = 2
+    filters: PositiveInt = 16
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     amp: Literal["off", "bf16", "fp16"] = "off"
     device: str = "auto"
     deterministic: bool = True
-    num_workers: int = 0
-    checkpoint_every: int = 200
+    num_workers: NonNegativeInt = 0
+    checkpoint_every: PositiveInt = 200
     #: Outer iterations (counted from 1 within each stage) after which the weights are kept in
     #: ``snapshots/<stage>_<iteration>.pt`` for feature figures (Fig. 6); they do not change training.
-    snapshots: tuple[int, ...] = ()
+    snapshots: tuple[PositiveInt, ...] = ()
     eval: EvalConfig = field(default_factory=EvalConfig)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
 

@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
-from ..config import RunConfig, config_hash, load_config
+from ..config import RunConfig, config_hash, load_config, read_yaml
 from ..errors import CheckpointError, ConfigError
 from ..runtime import architecture, build_method, resolve_device, training_status
 from ..train.checkpoint import load_checkpoint
@@ -47,7 +46,7 @@ def evaluate_run(
     bad = sorted(set(overrides) - EVAL_KEYS)
     if bad:
         raise ConfigError(f"evaluation cannot change {', '.join(bad)}; only {', '.join(sorted(EVAL_KEYS))}")
-    recorded = yaml.safe_load(record.read_text())
+    recorded = read_yaml(record)
     run_hash = config_hash(load_config(recorded)[0])
     config, options = load_config({**recorded, **overrides, "eval": {**recorded["eval"], **overrides.get("eval", {})}})
     name = "eval" if checkpoint == "auto" else f"eval_{Path(checkpoint).stem}"

@@ -20,9 +20,9 @@ from typing import Any
 import h5py
 import numpy as np
 import SimpleITK as sitk
-import yaml
 from tqdm import tqdm
 
+from benchmarks.config import parse_value
 from benchmarks.config.coerce import from_dict, to_dict
 from benchmarks.data.layouts import get_layout, write_id_list
 from benchmarks.errors import ConfigError, DataError
@@ -62,7 +62,7 @@ def parse_options(recipe: Recipe, values: Sequence[str] | Mapping[str, Any] = ()
             key, sep, text = pair.partition("=")
             if not sep or not key:
                 raise ConfigError(f"--set expects key=value, got {pair!r}")
-            pairs[key.strip()] = yaml.safe_load(text) if text else ""
+            pairs[key.strip()] = parse_value(key, text)
         values = pairs
     return from_dict(recipe.Options, dict(values), where=f"prepare {recipe.name}")
 

@@ -27,6 +27,7 @@ import pandas as pd
 import seaborn as sns
 
 from ..errors import DataError
+from ..io import write_files
 from .suites import ENCODING_LABELS, ROW_LABELS, Suite, _fmt_lambda
 from .tables import METRIC_HEADERS, METRICS, PAPER_CSV, Results, load_paper_values
 
@@ -34,11 +35,15 @@ DPI = 110
 
 
 def _save(fig: plt.Figure, out: Path, stem: str, data: pd.DataFrame) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out / f"{stem}.png", dpi=DPI, bbox_inches="tight")
-    fig.savefig(out / f"{stem}.pdf", bbox_inches="tight")
-    plt.close(fig)
-    data.to_csv(out / f"{stem}.csv", index=False)
+    """``<stem>.png``, ``.pdf`` and the plotted data ``.csv``, replaced together (:func:`~benchmarks.io.write_files`)."""
+    try:
+        write_files({
+            out / f"{stem}.png": lambda f: fig.savefig(f, format="png", dpi=DPI, bbox_inches="tight"),
+            out / f"{stem}.pdf": lambda f: fig.savefig(f, format="pdf", bbox_inches="tight"),
+            out / f"{stem}.csv": lambda f: f.write(data.to_csv(index=False).encode()),
+        })
+    finally:
+        plt.close(fig)
 
 
 def _title(suite: Suite, text: str) -> str:

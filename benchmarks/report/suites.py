@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from ..config import read_yaml
 from ..errors import ConfigError
 
 SUITES_DIR = Path(__file__).resolve().parents[1] / "config" / "suites"
@@ -146,7 +147,7 @@ def suite_file(name_or_path: str | Path) -> Path:
 
 def load_spec(name_or_path: str | Path) -> dict[str, Any]:
     """The suite's YAML, validated against ``workflow/schemas/suite.schema.yaml`` (with defaults filled)."""
-    spec = yaml.safe_load(suite_file(name_or_path).read_text()) or {}
+    spec = read_yaml(suite_file(name_or_path), "suite file") or {}
     validate_spec(spec)
     return spec
 

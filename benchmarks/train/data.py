@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,19 +35,26 @@ class TrainingCases:
     validation: list[Case]
     #: Labeled or validation cases whose label map has no foreground voxel (allowed, reported).
     empty_labels: list[str] = field(default_factory=list)
+    #: dtype casts made on loading the run's cases, test cases included: ``{"image float64 -> float32": [IDs]}``.
+    casts: dict[str, list[str]] = field(default_factory=dict)
 
 
 def load_training_cases(config: RunConfig, split: Split, need_unlabeled: bool, progress: bool) -> TrainingCases:
-    """Read every case the run trains or validates on, once; empty label maps are allowed and listed."""
+    """Read every case the run trains or validates on, once; empty label maps are allowed and listed.
+
+    The test cases are read and validated too (and not kept), so that a broken one stops the run before training.
+    """
     layout, root = get_layout(config.layout), data_root(config)
     ids = [*split.labeled, *(split.unlabeled if need_unlabeled else ()), *split.validation]
     store = CaseStore.load(layout, root, ids, require_foreground=False, source=f"training list of {root}",
                            progress=progress)
+    casts = cast_summary([*store.values(), *load_test_cases(config, split, progress)])
     return TrainingCases(
         labeled=[store[i] for i in split.labeled],
         unlabeled=[store[i] for i in split.unlabeled] if need_unlabeled else [],
         validation=[store[i] for i in split.validation],
         empty_labels=[i for i in (*split.labeled, *split.validation) if not store[i].label.any()],
+        casts=casts,
     )
 
 
@@ -54,3 +62,12 @@ def load_test_cases(config: RunConfig, split: Split, progress: bool) -> list[Cas
     layout, root = get_layout(config.layout), data_root(config)
     store = CaseStore.load(layout, root, split.test, source=f"test list of {root}", progress=progress)
     return [store[i] for i in split.test]
+
+
+def cast_summary(cases: Iterable[Case]) -> dict[str, list[str]]:
+    """The case IDs of each dtype cast made on loading ``cases``, in order."""
+    out: dict[str, list[str]] = {}
+    for case in cases:
+        for cast in case.casts:
+            out.setdefault(cast, []).append(case.id)
+    return out

@@ -25,12 +25,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from tqdm import tqdm
 
 from methods.base import Batch, OptimizerSpec, Options, RunInfo, Stage, TrainingData
 
-from ..config import RunConfig, config_hash
+from ..config import RunConfig, config_hash, read_yaml
 from ..config.coerce import to_dict
 from ..config.schema import OPERATIONAL_KEYS
 from ..data.sampler import TwoStreamSchedule
@@ -59,7 +58,7 @@ def prepare_run_dir(run_dir: Path, config: RunConfig) -> None:
     record = run_dir / "config.yaml"
     current = to_dict(config)
     if record.is_file():
-        previous = yaml.safe_load(record.read_text()) or {}
+        previous = read_yaml(record) or {}
         diff = _differences(previous, current)
         if diff:
             values = "; ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in diff.items())
@@ -110,8 +109,8 @@ class Trainer:
     def fit(self) -> Path:
         """Run every stage to its end; returns the path of ``checkpoint_final.pt``.
 
-        The split and every training case are validated before the run directory is created or checked, so
-        bad input leaves no run directory behind. ``status.json`` records the outcome: ``completed``, or
+        The split, every training case and every test case are validated before the run directory is created or
+        checked, so bad input leaves no run directory behind. ``status.json`` records the outcome: ``completed``, or
         ``failed`` when a loss went non-finite (:class:`TrainingDiverged`, re-raised).
         """
         config = self.config
@@ -127,12 +126,16 @@ class Trainer:
         if cases.empty_labels:
             print(f"warning: {len(cases.empty_labels)} training case(s) have an empty label map (no foreground): "
                   f"{', '.join(cases.empty_labels)}; recorded in {self.run_dir / 'provenance.json'}", file=sys.stderr)
+        if cases.casts:
+            print(f"note: cast on loading: {_listing(cases.casts)}; recorded in {self.run_dir / 'provenance.json'}",
+                  file=sys.stderr)
         stage_index, start = self._resume()
         write_json(self.run_dir / "provenance.json", {
             "config_hash": config_hash(config), "seed": config.seed, "method": config.method,
             "stages": [{"name": s.name, "iterations": self._iterations(s)} for s in self.stages],
             "resumed_from": {"stage": stage_index, "iteration": start} if (stage_index or start) else None,
             "empty_label_cases": cases.empty_labels,
+            "casts": cases.casts,
             **provenance(self.device),
         })
         position = (stage_index, start)
@@ -322,9 +325,20 @@ class Trainer:
         return TrainingDiverged(f"{exc}; {kept}", exc.stage, exc.iteration, exc.terms)
 
     def _resume(self) -> tuple[int, int]:
-        path = self.run_dir / LATEST
-        if not path.is_file():
-            return 0, 0
+        """Restore the run's last state: a finished run's ``checkpoint_final.pt`` (whatever became of
+        ``checkpoint_latest.pt``), else ``checkpoint_latest.pt``; ``(0, 0)`` for a new run."""
+        final, latest = self.run_dir / FINAL, self.run_dir / LATEST
+        if final.is_file():
+            try:
+                return self._restore(final)
+            except CheckpointError as exc:
+                if not latest.is_file():
+                    raise
+                print(f"warning: {exc}; continuing from {latest}", file=sys.stderr)
+        return self._restore(latest) if latest.is_file() else (0, 0)
+
+    def _restore(self, path: Path) -> tuple[int, int]:
+        """Load the checkpoint ``path`` of this run into the method, optimisers and scalers; its position."""
         state = load_checkpoint(path, self.config.method, architecture(self.config))
         if state["config_hash"] != config_hash(self.config):
             raise CheckpointError(f"checkpoint {path} was written under another configuration")
@@ -335,6 +349,12 @@ class Trainer:
         self.ctx.steps = dict(state["optimizer_steps"])
         self.best = dict(state["best"])
         return int(state["stage_index"]), int(state["iteration"])
+
+
+def _listing(groups: Mapping[str, list[str]], shown: int = 3) -> str:
+    """``image float64 -> float32 in 4 case(s) (c0, c1, c2, ...)``, groups joined by ``; ``."""
+    return "; ".join(f"{name} in {len(ids)} case(s) ({', '.join(ids[:shown])}{', ...' if len(ids) > shown else ''})"
+                     for name, ids in groups.items())
 
 
 def _position(row: Mapping[str, str]) -> tuple[int, int]:
