@@ -106,7 +106,7 @@ def test_pretraining_mixes_the_two_labeled_pairs(monkeypatch: pytest.MonkeyPatch
     method.student.register_forward_pre_hook(lambda m, args: seen.append(args[0].clone()))
     monkeypatch.setattr(bcp, "soft_dice_loss", lambda logits, target: seen.append(target) or logits.sum() * 0)
     ctx = FakeContext(stage="pretrain")
-    out = method.training_step(ctx, Batch(image, label))
+    out = ctx.run(method, Batch(image, label))
     mixed, target = seen
     assert mixed.shape == (2, 1, *shape)
     assert torch.equal(target, (mixed[:, 0] == 1).long())  # Y_a where X_a was kept, Y_b in the cube

@@ -87,7 +87,7 @@ def test_certain_uncertain_partition_and_losses_by_hand() -> None:
     method, data = stubbed_method()
     batch = Batch(torch.zeros(4, 1, 4, 1, 1), torch.tensor([1, 1, 0, 0]).reshape(1, 4, 1, 1).repeat(2, 1, 1, 1),
                   torch.tensor([0, 1]), torch.tensor([0, 1]))
-    terms = method.training_step(FakeContext(stage="self_train", data=data), batch)
+    terms = FakeContext(stage="self_train", data=data).run(method, batch)
 
     assert method.pseudo is not None and method.pseudo.shape == (2, 2, 4, 1, 1)
     assert method.pseudo[0, 0].flatten().tolist() == PSEUDO

@@ -100,7 +100,7 @@ def test_table_iv_rows_switch_on_exactly_their_loss_terms() -> None:
         o = resolve_options(LeFeD, {"ablation": row})
         assert (o.feedback, o.different_losses, o.deep_supervision, o.scales) == (il, dl, ds, scales), row
         ctx = FakeContext()
-        terms = make(ablation=row).training_step(ctx, batch())
+        terms = ctx.run(make(ablation=row), batch())
         expected = {"loss", "dice_a", "ce_b" if dl else "dice_b", "mse", *["ds"] * ds, *["feedback_abs"] * il}
         assert set(terms) == expected, row
         assert len(ctx.steps) == (3 if il else 1), row
@@ -117,7 +117,7 @@ def test_optimizer_steps_per_batch(options: dict[str, Any], steps: int) -> None:
     method = make(**options)
     ctx = FakeContext(optimizers={"main": torch.optim.SGD(method.parameters(), lr=0.01)})
     before = [p.detach().clone() for p in method.net.encoder.parameters()]
-    terms = method.training_step(ctx, batch())
+    terms = ctx.run(method, batch())
     assert len(ctx.steps) == steps
     assert any(not torch.equal(a, p) for a, p in zip(before, method.net.encoder.parameters()))
     if options.get("steps_per_batch") == "once":
@@ -236,7 +236,7 @@ def test_loss_terms_follow_equations_1_to_4() -> None:
     y = data.label
     for variant in ("paper", "official"):
         method = make(variant=variant, feedback=False, encoder_dropout=0.0, decoder_dropout=0.0)
-        terms = method.training_step(FakeContext(), data)
+        terms = FakeContext().run(method, data)
         a, b = method.net(data.image, gating=method.options.b_gating)
         side = method.net.side_heads([s[:2] for s in a.stages])
         assert terms["dice_a"].item() == pytest.approx(dice_loss(a.logits[:2].softmax(1)[:, 1], y).item(), rel=1e-5)

@@ -35,6 +35,7 @@ class Ctx(FakeContext):
     def step(self, loss: torch.Tensor, optimizer: str = "main", terms: Any = None) -> None:
         self.method.zero_grad(set_to_none=True)
         loss.backward()
+        self.log(terms or {})
         grads = [any(p.grad is not None for p in m.parameters()) for m in (self.method.net, self.method.discriminator)]
         self.steps.append((optimizer, loss.item(), *grads))
 
@@ -145,7 +146,7 @@ def test_generator_and_discriminator_steps() -> None:
     b = batch()
     ctx = Ctx(method, iteration=1500)
     torch.manual_seed(3)
-    out = method.training_step(ctx, b)
+    out = ctx.run(method, b)
 
     (g_train, _, g_image), (d_train, d_map, d_image) = method.discriminator.calls
     assert not g_train and d_train  # eval mode while the segmenter learns, training mode for its own step

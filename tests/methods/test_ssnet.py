@@ -172,7 +172,7 @@ def test_training_step_combines_the_terms_with_the_t_plus_1_ramp() -> None:
     image = torch.randn(4, 1, 32, 32, 16)
     label = (image[:2, 0] > 0.5).long()
     ctx = FakeContext(iteration=149)  # the official counter is 150 when the weight is computed
-    out = method.training_step(ctx, methods.Batch(image, label))
+    out = ctx.run(method, methods.Batch(image, label))
     assert set(out) == {"loss", "dice", "lds", "cs_l", "cs_u", "ce"}
     weight = consistency_weight(150, 1.0)
     assert weight == pytest.approx(math.exp(-5 * (1 - 1 / 40) ** 2))

@@ -94,7 +94,7 @@ def test_teacher_passes_and_total_loss(options: dict[str, Any], teacher_batches:
     seen: list[int] = []
     method.teacher.register_forward_hook(lambda m, args, out: seen.append(args[0].shape[0]))
     ctx = FakeContext(iteration=3000, max_iterations=6000)
-    out = method.training_step(ctx, batch())
+    out = ctx.run(method, batch())
     assert seen == teacher_batches
     assert method.teacher.training  # MC dropout: the teacher stays in training mode
     weight = 0.1 * math.exp(-5 * (1 - 20 / 40) ** 2)
@@ -111,7 +111,7 @@ def test_supervised_terms_use_the_labeled_rows_only() -> None:
     method = make(uncertainty_threshold="none")
     b = batch()
     torch.manual_seed(5)
-    out = method.training_step(FakeContext(max_iterations=6000), b)
+    out = FakeContext(max_iterations=6000).run(method, b)
     torch.manual_seed(5)
     logits = method.student(b.image)
     assert out["ce"].item() == pytest.approx(cross_entropy(logits[:2], b.label).item(), rel=1e-5)
