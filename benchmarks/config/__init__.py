@@ -126,7 +126,7 @@ def config_hash(config: RunConfig, version: int = SCHEMA_VERSION) -> str:
     differ from :func:`schema_defaults` of ``version``, so that adding a defaulted key or option keeps every
     hash. Version 0 (runs recorded before versions were) hashed every setting: :func:`legacy_hash`."""
     data = {k: v for k, v in to_dict(config).items() if k not in OPERATIONAL_KEYS}
-    return _digest(_non_default(data, schema_defaults(config.method, version)))
+    return _digest(_non_default(data, schema_defaults(config.method, version, type(config))))
 
 
 def legacy_hash(record: Mapping[str, Any]) -> str:
@@ -134,10 +134,10 @@ def legacy_hash(record: Mapping[str, Any]) -> str:
     return _digest({k: v for k, v in record.items() if k not in OPERATIONAL_KEYS})
 
 
-def schema_defaults(method: str, version: int = SCHEMA_VERSION) -> dict[str, Any]:
-    """The run schema's defaults as of ``version`` (:data:`~.schema.CHANGED_DEFAULTS` undone), with
+def schema_defaults(method: str, version: int = SCHEMA_VERSION, schema: type[RunConfig] = RunConfig) -> dict[str, Any]:
+    """The defaults of ``schema`` as of ``version`` (:data:`~.schema.CHANGED_DEFAULTS` undone), with
     ``method``'s option defaults under ``options``."""
-    defaults = to_dict(RunConfig())
+    defaults = to_dict(schema())
     defaults["options"] = to_dict(methods.get_method(method).Options())
     for key, value in changed_defaults(version).items():
         *parents, leaf = key.split(".")
