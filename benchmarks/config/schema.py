@@ -32,7 +32,9 @@ class ScheduleConfig:
 
 @dataclass
 class EvalConfig:
-    """Sliding-window inference and scoring (``protocols.md`` sections 8-9)."""
+    """Sliding-window inference and scoring (``protocols.md`` sections 8-9), the same for validation,
+    evaluation and figures (:class:`~benchmarks.evaluate.inference.Inferer`, under the run's ``amp``).
+    ``batch_size``: windows per forward (4; the official code's is 1, same masks up to rounding)."""
 
     window: tuple[int, int, int] = (112, 112, 80)
     strides: tuple[int, int, int] = (18, 18, 4)
