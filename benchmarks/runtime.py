@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import torch
 import methods
 from methods.base import Method, Options
 
-from .config import RunConfig, load_config, read_yaml
+from .config import RunConfig, load_config
 from .errors import ConfigError
 
 
@@ -28,6 +29,17 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+_AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast(amp: str, device: torch.device | str) -> AbstractContextManager[Any]:
+    """The precision context of ``amp`` (the run's key): autocast to bf16 / fp16 on ``device``, or nothing
+    under ``off``."""
+    if amp == "off":
+        return nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=_AMP_DTYPES[amp])
+
+
 def build_method(config: RunConfig, options: Options) -> Method:
     cls = methods.get_method(config.method)
     return cls(options, in_channels=config.in_channels, num_classes=config.num_classes, filters=config.filters)
@@ -40,11 +52,10 @@ def architecture(config: RunConfig) -> dict[str, Any]:
 
 
 def run_config(run_dir: Path) -> tuple[RunConfig, Options]:
-    """The configuration recorded in ``run_dir/config.yaml``."""
-    record = Path(run_dir) / "config.yaml"
-    if not record.is_file():
-        raise ConfigError(f"{run_dir} is not a run directory: {record.name} is missing")
-    return load_config(read_yaml(record))
+    """The configuration recorded in ``run_dir/config.yaml`` (migrated to the current schema)."""
+    from .config.record import read_record
+
+    return load_config(read_record(Path(run_dir)).settings)
 
 
 def restore_method(config: RunConfig, options: Options, checkpoint: Path, device: torch.device) -> Method:

@@ -67,6 +67,7 @@ from torch import Tensor, nn
 from . import register
 from .base import Batch, Fraction, Method, NonNegative, OptimizerSpec, Options, Positive, Probability, StepContext
 from .ema import make_teacher, update_ema
+from .helpers import add_clipped_noise, eval_mode, frozen
 from .losses import consistency_weight, cross_entropy, dice_loss
 from .nets.asenet_discriminators import ImageDiscriminator, PixelDiscriminator
 from .nets.dynamic import DynamicVNet, DyVariant
@@ -170,51 +171,49 @@ class ASENet(Method):
     def segmenter(self) -> nn.Module:
         return self.student
 
-    def training_step(self, ctx: StepContext, batch: Batch) -> dict[str, Tensor]:
+    def training_step(self, ctx: StepContext, batch: Batch) -> None:
         o, n = self.options, batch.labeled_bs
-        x, x_l, x_u, y = batch.image, batch.labeled, batch.unlabeled, batch.label
-        noisy = x_u + torch.clamp(torch.randn_like(x_u) * o.noise_std, -o.noise_clip, o.noise_clip)
+        x, x_l, x_u = batch.image, batch.labeled, batch.unlabeled
+        noisy = add_clipped_noise(x_u, o.noise_std, o.noise_clip)
 
         # Step 1: the discriminators learn from detached predictions.
-        self.student.eval()
-        with torch.no_grad(), ctx.autocast():
+        with torch.no_grad(), eval_mode(self.student):
             p_student = foreground(self.student(x))
             p_noisy = foreground(self.student(noisy))
             p_teacher = foreground(self.teacher(x_u))
-        self.student.train()
-        d_terms = {}
         for name, d, real, fake in (("d_img", self.d_img, (p_student[:n], x_l), (p_student[n:], x_u)),
                                     ("d_pert", self.d_pert, (p_teacher, x_u), (p_noisy, x_u))):
             d.train()
-            with ctx.autocast():
-                d_loss = 0.5 * (adversarial_loss(d(*real), True) + adversarial_loss(d(*fake), False))
+            d_loss = 0.5 * (adversarial_loss(d(*real), True) + adversarial_loss(d(*fake), False))
             ctx.step(d_loss, optimizer=name, terms={name: d_loss})
-            d_terms[name] = d_loss.detach()
 
         # Step 2: the student, through frozen eval-mode discriminators.
-        for d in (self.d_img, self.d_pert):
-            d.eval().requires_grad_(False)
-        with ctx.autocast():
-            out = self.student(x)
-            out_noisy = self.student(noisy)
-            with torch.no_grad():
-                out_teacher = self.teacher(noisy)
-            adv_img = adversarial_loss(self.d_img(foreground(out[n:]), x_u), True)
-            adv_pert = adversarial_loss(self.d_pert(foreground(out_noisy), x_u), True)
+        self.d_img.eval()
+        self.d_pert.eval()
+        with frozen(self.d_img), frozen(self.d_pert):
+            self._student_step(ctx, batch, noisy, p_student[:n])
+
+    def _student_step(self, ctx: StepContext, batch: Batch, noisy: Tensor, p_labeled: Tensor) -> None:
+        """Step 2 on the batch, its perturbed unlabeled rows and step 1's no-gradient labeled prediction."""
+        o, n, x, x_u, y = self.options, batch.labeled_bs, batch.image, batch.unlabeled, batch.label
+        out = self.student(x)
+        out_noisy = self.student(noisy)
+        with torch.no_grad():
+            out_teacher = self.teacher(noisy)
+        adv_img = adversarial_loss(self.d_img(foreground(out[n:]), x_u), True)
+        adv_pert = adversarial_loss(self.d_pert(foreground(out_noisy), x_u), True)
         logits_l = out[:n].float()
         if logits_l.shape[1] == 1:
             ce = F.binary_cross_entropy_with_logits(logits_l[:, 0], y.float())
         else:
             ce = cross_entropy(logits_l, y)
-        dice = dice_loss((foreground(logits_l) if o.dice_grad else p_student[:n])[:, 0], y)
+        dice = dice_loss((foreground(logits_l) if o.dice_grad else p_labeled)[:, 0], y)
         pcons = three_way_consistency(out[n:], out_noisy, out_teacher)
         weight = consistency_weight(ctx.iteration, o.lambda_max, o.rampup)
         loss = 0.5 * (ce + dice) + weight * (0.5 * (adv_img + adv_pert) + pcons)
-        terms = {"loss": loss, "ce": ce, "dice": dice, "pcons": pcons, "adv_img": adv_img, "adv_pert": adv_pert}
-        ctx.step(loss, terms=terms)
-        for d in (self.d_img, self.d_pert):
-            d.requires_grad_(True)
-        return {**{k: v.detach() for k, v in terms.items()}, **d_terms, "weight": torch.tensor(weight)}
+        ctx.step(loss, terms={"loss": loss, "ce": ce, "dice": dice, "pcons": pcons, "adv_img": adv_img,
+                              "adv_pert": adv_pert})
+        ctx.log({"weight": torch.tensor(weight)})
 
     def after_step(self, ctx: StepContext) -> None:
         update_ema(self.teacher, self.student, self.options.ema_decay, ctx.iteration)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Protocol
 
@@ -116,7 +115,13 @@ class OptimizerSpec:
 
 
 class StepContext(Protocol):
-    """What the harness offers a method inside :meth:`Method.training_step`."""
+    """What the harness offers a method inside :meth:`Method.training_step`.
+
+    The harness runs ``training_step`` inside the run's precision context (autocast under ``amp: bf16`` /
+    ``fp16``; forward passes need no context of their own, losses are computed on ``.float()`` logits), takes
+    the optimiser steps and logs the terms: every value is detached and kept on the device, and after the
+    iteration all of them are checked for NaN/inf and copied to the CPU at once.
+    """
 
     iteration: int
     """Outer iterations completed in the current stage before this one (``t`` in the specs)."""
@@ -125,14 +130,14 @@ class StepContext(Protocol):
     device: torch.device
     data: TrainingData
 
-    def autocast(self) -> AbstractContextManager[Any]:
-        """Mixed-precision context for forward passes (a no-op when AMP is off)."""
-
     def step(self, loss: Tensor, optimizer: str = "main", terms: Mapping[str, Tensor] | None = None) -> None:
-        """Zero the optimiser's gradients, back-propagate ``loss`` and take one optimiser step.
+        """Zero the optimiser's gradients, back-propagate ``loss`` (outside autocast) and take one optimiser
+        step; ``terms`` (the loss's parts, scalars) are logged as by :meth:`log`. A non-finite ``loss`` or
+        term stops the run after the iteration, before anything is saved."""
 
-        ``terms`` (the loss's parts) are checked for NaN/inf first; a non-finite term stops the run.
-        """
+    def log(self, terms: Mapping[str, Tensor]) -> None:
+        """Log scalar ``terms`` of this iteration (``log.csv``); a name logged more than once in an iteration
+        (e.g. per pass) is logged as the mean of its values."""
 
 
 @dataclass(frozen=True)
@@ -223,11 +228,9 @@ class Method(nn.Module):
         """The network that is evaluated and counted (``params`` in ``sslbench complexity``)."""
         raise NotImplementedError
 
-    def training_step(self, ctx: StepContext, batch: Batch) -> dict[str, Tensor]:
-        """Compute the losses of one outer iteration and take its optimiser steps through ``ctx.step``.
-
-        Returns the detached loss terms to log (scalars).
-        """
+    def training_step(self, ctx: StepContext, batch: Batch) -> None:
+        """Compute the losses of one outer iteration, take its optimiser steps through ``ctx.step`` and log
+        any further scalars through ``ctx.log``."""
         raise NotImplementedError
 
     def on_stage_start(self, ctx: StepContext) -> None:

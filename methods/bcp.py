@@ -183,10 +183,9 @@ class BCP(Method):
         if ctx.stage == "self_train":
             self.teacher.load_state_dict(self.student.state_dict())
 
-    def training_step(self, ctx: StepContext, batch: Batch) -> dict[str, Tensor]:
+    def training_step(self, ctx: StepContext, batch: Batch) -> None:
         terms = self._pretrain(ctx, batch) if ctx.stage == "pretrain" else self._self_train(ctx, batch)
         ctx.step(terms["loss"], terms=terms)
-        return {k: v.detach() for k, v in terms.items()}
 
     def _pretrain(self, ctx: StepContext, batch: Batch) -> dict[str, Tensor]:
         p = self.options.pair
@@ -194,9 +193,7 @@ class BCP(Method):
         ya, yb = batch.label[:p], batch.label[p : 2 * p]
         mask = cube_mask(xa.shape[2:], self.options.mask_ratio, ctx.device)
         image, label = xa * mask + xb * (1 - mask), (ya * mask + yb * (1 - mask)).long()
-        with ctx.autocast():
-            logits = self._logits(self.student, image)
-        logits = logits.float()
+        logits = self._logits(self.student, image).float()
         ce, dice = cross_entropy(logits, label), soft_dice_loss(logits, label)
         return {"loss": (ce + dice) / 2, "ce": ce, "dice": dice}
 
@@ -216,20 +213,17 @@ class BCP(Method):
         unlabeled = self._unlabeled(ctx, batch)
         ua, ub = unlabeled[:p], unlabeled[p : 2 * p]
         self.teacher.train(not o.teacher_eval)
-        with ctx.autocast():
-            pa, pb = self.pseudo_label(ua), self.pseudo_label(ub)
+        pa, pb = self.pseudo_label(ua), self.pseudo_label(ub)
         mask = cube_mask(xa.shape[2:], o.mask_ratio, ctx.device)
         w = o.u_weight
         if o.recipe == "la":
-            with ctx.autocast():
-                out_l = self._logits(self.student, xa * mask + ua * (1 - mask))
-                out_u = self._logits(self.student, ub * mask + xb * (1 - mask))
+            out_l = self._logits(self.student, xa * mask + ua * (1 - mask))
+            out_u = self._logits(self.student, ub * mask + xb * (1 - mask))
             loss_l = mix_loss(out_l.float(), ya, pa, mask, 1.0, w)
             loss_u = mix_loss(out_u.float(), pb, yb, mask, w, 1.0)
         else:
-            with ctx.autocast():
-                out_u = self._logits(self.student, ua * mask + xb * (1 - mask))
-                out_l = self._logits(self.student, xa * mask + ub * (1 - mask))
+            out_u = self._logits(self.student, ua * mask + xb * (1 - mask))
+            out_l = self._logits(self.student, xa * mask + ub * (1 - mask))
             loss_u = mix_loss(out_u.float(), pa, yb, mask, w, 1.0)
             loss_l = mix_loss(out_l.float(), ya, pb, mask, 1.0, w)
         pseudo_fg = torch.cat([pa, pb]).float().mean()

@@ -68,19 +68,15 @@ class DTC(Method):
     def segmenter(self) -> nn.Module:
         return self.net
 
-    def training_step(self, ctx: StepContext, batch: Batch) -> dict[str, Tensor]:
+    def training_step(self, ctx: StepContext, batch: Batch) -> None:
         o, n_l = self.options, batch.labeled_bs
-        with ctx.autocast():
-            sdf, seg = self.net(batch.image)
-        sdf, seg = sdf.float(), seg.float()
+        sdf, seg = (out.float() for out in self.net(batch.image))
         dice, mse = shape_losses(sdf[:n_l], seg[:n_l], batch.label)
         consistency = ((sdf_to_mask(sdf, o.k) - torch.sigmoid(seg)) ** 2).mean()
         weight = consistency_weight(ctx.iteration, o.consistency, o.consistency_rampup)
         loss = dice + o.beta * mse + weight * consistency
-        terms = {"loss": loss, "dice": dice, "sdf": mse, "consistency": consistency,
-                 "consistency_weight": torch.tensor(weight)}
-        ctx.step(loss, terms=terms)
-        return {k: v.detach() for k, v in terms.items()}
+        ctx.step(loss, terms={"loss": loss, "dice": dice, "sdf": mse, "consistency": consistency})
+        ctx.log({"consistency_weight": torch.tensor(weight)})
 
     def predict(self, x: Tensor) -> Tensor:
         return self.net(x)[1]

@@ -88,6 +88,7 @@ from .base import (
     StepContext,
 )
 from .ema import make_teacher, update_ema
+from .helpers import full_precision
 from .losses import consistency_weight
 from .nets.aleatoric import StochasticHead, antithetic_samples
 from .nets.branched_vnet import BranchedVNet
@@ -236,8 +237,7 @@ class FUSSNet(Method):
         maps = []
         for image in ctx.data.unlabeled:
             x = torch.from_numpy(centre_crop(image, patch))[None, None].to(ctx.device)
-            with ctx.autocast():
-                logits = self.net(x)
+            logits = self.net(x)
             fg = [o.float().softmax(1)[0, 1] >= 0.5 for o in logits]
             certain = (fg[0] == fg[2]) & (fg[1] == fg[3])
             pair = torch.stack([fg[2], certain]).cpu().numpy()
@@ -261,18 +261,13 @@ class FUSSNet(Method):
         if ctx.stage == "self_train":
             self.teacher.load_state_dict(self.net.state_dict())
 
-    def training_step(self, ctx: StepContext, batch: Batch) -> dict[str, Tensor]:
+    def training_step(self, ctx: StepContext, batch: Batch) -> None:
         if ctx.stage == "pretrain":
-            with ctx.autocast():
-                logits = self.net(batch.labeled)
-            terms = branch_losses([o.float() for o in logits], batch.label)
-            loss = sum(terms.values()) / len(terms)
-            terms = {"loss": loss, **terms}
+            terms = branch_losses([o.float() for o in self.net(batch.labeled)], batch.label)
+            terms = {"loss": sum(terms.values()) / len(terms), **terms}
         else:
             terms = self._self_train(ctx, batch)
-            loss = terms["loss"]
-        ctx.step(loss, terms=terms)
-        return {k: v.detach() for k, v in terms.items()}
+        ctx.step(terms["loss"], terms=terms)
 
     def _self_train(self, ctx: StepContext, batch: Batch) -> dict[str, Tensor]:
         o = self.options
@@ -280,15 +275,15 @@ class FUSSNet(Method):
         if ctx.iteration % (o.refresh_every * epoch_length) == 0:
             self.refresh_pseudo_labels(ctx, tuple(batch.image.shape[2:]))
         image, pseudo, certain = self.pseudo_batch(ctx, batch)
-        with ctx.autocast():
-            features = self.net.trunk(batch.labeled)
-            labeled = self.net.heads(features)
-            unlabeled = self.net(image)
-            with torch.no_grad():
-                teacher = self.teacher(image)
+        features = self.net.trunk(batch.labeled)
+        labeled = self.net.heads(features)
+        unlabeled = self.net(image)
+        with torch.no_grad():
+            teacher = self.teacher(image)
         labeled, unlabeled, teacher = ([x.float() for x in xs] for xs in (labeled, unlabeled, teacher))
-        _, dist = self.aleatoric(features.float(), (batch.label > 0).float())
-        samples = antithetic_samples(dist, o.mc_samples).flatten(0, 1).unflatten(1, (self.num_classes, -1))
+        with full_precision(features):
+            _, dist = self.aleatoric(features.float(), (batch.label > 0).float())
+            samples = antithetic_samples(dist, o.mc_samples).flatten(0, 1).unflatten(1, (self.num_classes, -1))
         target = batch.label.flatten(1).repeat(o.mc_samples, 1)
         aleatoric = F.cross_entropy(samples, target)
 

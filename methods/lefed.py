@@ -193,29 +193,27 @@ class LeFeD(Method):
     def segmenter(self) -> nn.Module:
         return self.net
 
-    def training_step(self, ctx: StepContext, batch: Batch) -> dict[str, Tensor]:
+    def training_step(self, ctx: StepContext, batch: Batch) -> None:
         o = self.options
         additions: list[Tensor | None] | None = None
         per_pass: list[dict[str, Tensor]] = []
         fed_back: list[Tensor] = []
         for k in range(self.passes):
-            with ctx.autocast():
-                a, b = self.net(batch.image, additions, gating=o.b_gating)
-                side = self.net.side_heads([s[: batch.labeled_bs] for s in a.stages]) if o.deep_supervision else None
+            a, b = self.net(batch.image, additions, gating=o.b_gating)
+            side = self.net.side_heads([s[: batch.labeled_bs] for s in a.stages]) if o.deep_supervision else None
             terms = self._losses(a.logits.float(), b.logits.float(), side, batch.label)
             if o.steps_per_batch == "per_pass":
-                ctx.step(terms["loss"], terms=terms)
+                ctx.step(terms["loss"], terms=terms)  # logged as the mean over the passes
             per_pass.append(terms)
             if additions is not None:
                 fed_back.append(torch.stack([d.abs().mean() for d in additions if d is not None]).mean())
             if o.feedback and k + 1 < self.passes:
                 additions = encode(a.stages, b.stages, a.logits, b.logits, o.encoding, o.lambda_, o.scales)
-        mean = {key: torch.stack([t[key] for t in per_pass]).mean() for key in per_pass[0]}
         if o.steps_per_batch == "once":
+            mean = {key: torch.stack([t[key] for t in per_pass]).mean() for key in per_pass[0]}
             ctx.step(mean["loss"], terms=mean)
         if fed_back:
-            mean["feedback_abs"] = torch.stack(fed_back).mean().float()
-        return {key: value.detach() for key, value in mean.items()}
+            ctx.log({"feedback_abs": torch.stack(fed_back).mean().float()})
 
     def _losses(
         self, logits_a: Tensor, logits_b: Tensor, side: list[Tensor] | None, label: Tensor

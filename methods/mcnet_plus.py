@@ -96,10 +96,9 @@ class MCNetPlus(Method):
     def segmenter(self) -> nn.Module:
         return self.net
 
-    def training_step(self, ctx: StepContext, batch: Batch) -> dict[str, Tensor]:
+    def training_step(self, ctx: StepContext, batch: Batch) -> None:
         o, n = self.options, batch.labeled_bs
-        with ctx.autocast():
-            outputs = self.net(batch.image)
+        outputs = self.net(batch.image)
         probs = [logits.float().softmax(1) for logits in outputs]
         dice = sum(binary_dice_loss(p[:n, 1], batch.label == 1) for p in probs)
         with torch.no_grad():
@@ -107,9 +106,7 @@ class MCNetPlus(Method):
         mc = mutual_consistency(probs, o.temperature, o.detach_targets)
         weight = consistency_weight(ctx.iteration + 1, o.consistency, o.consistency_rampup)
         loss = o.seg_weight * dice + weight * mc
-        terms = {"loss": loss, "dice": dice, "mc": mc, "ce": ce}
-        ctx.step(loss, terms=terms)
-        return {k: v.detach() for k, v in terms.items()}
+        ctx.step(loss, terms={"loss": loss, "dice": dice, "mc": mc, "ce": ce})
 
     def training_forward(self, x: Tensor) -> list[Tensor]:
         """The three decoders' logits."""

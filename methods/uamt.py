@@ -43,6 +43,7 @@ from torch import Tensor, nn
 from . import register
 from .base import Batch, Fraction, Method, NonNegative, NonNegativeInt, Options, Range, StepContext
 from .ema import make_teacher, update_ema
+from .helpers import add_clipped_noise
 from .losses import consistency_weight, cross_entropy, dice_loss, sigmoid_rampup
 from .nets.vnet import VNet
 
@@ -112,8 +113,7 @@ class UAMT(Method):
         return self.student
 
     def _noisy(self, x: Tensor) -> Tensor:
-        o = self.options
-        return x + torch.clamp(torch.randn_like(x) * o.noise_std, -o.noise_clip, o.noise_clip)
+        return add_clipped_noise(x, self.options.noise_std, self.options.noise_clip)
 
     @torch.no_grad()
     def uncertainty(self, x: Tensor) -> Tensor:
@@ -134,24 +134,20 @@ class UAMT(Method):
             return target, torch.ones_like(target[:, :1])
         return target, (self.uncertainty(x) < entropy_threshold(iteration, o.threshold_rampup)).float()
 
-    def training_step(self, ctx: StepContext, batch: Batch) -> dict[str, Tensor]:
+    def training_step(self, ctx: StepContext, batch: Batch) -> None:
         o, n_l = self.options, batch.labeled_bs
         first = 0 if o.consistency_rows == "all" else n_l
         if first == len(batch.image):
             raise ValueError("uamt with consistency_rows 'unlabeled' needs unlabeled rows (unlabeled_bs > 0)")
-        with ctx.autocast():
-            logits = self.student(batch.image)
-            target, mask = self.targets(batch.image[first:], ctx.iteration)
-        logits = logits.float()
+        logits = self.student(batch.image).float()
+        target, mask = self.targets(batch.image[first:], ctx.iteration)
         ce = cross_entropy(logits[:n_l], batch.label)
         dice = dice_loss(logits[:n_l].softmax(1)[:, 1], batch.label)
         consistency = masked_consistency(logits[first:], target, mask, o.consistency_type)
         weight = consistency_weight(ctx.iteration, o.consistency, o.consistency_rampup)
         loss = 0.5 * (ce + dice) + weight * consistency
-        terms = {"loss": loss, "ce": ce, "dice": dice, "consistency": consistency,
-                 "consistency_weight": torch.tensor(weight), "certain": mask.mean()}
-        ctx.step(loss, terms=terms)
-        return {k: v.detach() for k, v in terms.items()}
+        ctx.step(loss, terms={"loss": loss, "ce": ce, "dice": dice, "consistency": consistency})
+        ctx.log({"consistency_weight": torch.tensor(weight), "certain": mask.mean()})
 
     def after_step(self, ctx: StepContext) -> None:
         update_ema(self.teacher, self.student, self.options.ema_decay, ctx.iteration)

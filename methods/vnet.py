@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from torch import Tensor, nn
+from torch import nn
 
 from . import register
 from .base import Batch, Method, Options, StepContext
@@ -43,13 +43,9 @@ class SupervisedVNet(Method):
     def segmenter(self) -> nn.Module:
         return self.net
 
-    def training_step(self, ctx: StepContext, batch: Batch) -> dict[str, Tensor]:
-        with ctx.autocast():
-            logits = self.net(batch.labeled)
-        logits = logits.float()
+    def training_step(self, ctx: StepContext, batch: Batch) -> None:
+        logits = self.net(batch.labeled).float()
         ce = cross_entropy(logits, batch.label)
         dice = dice_loss(logits.softmax(1)[:, 1], batch.label)
         loss = 0.5 * (ce + dice)
-        terms = {"loss": loss, "ce": ce, "dice": dice}
-        ctx.step(loss, terms=terms)
-        return {k: v.detach() for k, v in terms.items()}
+        ctx.step(loss, terms={"loss": loss, "ce": ce, "dice": dice})

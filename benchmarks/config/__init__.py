@@ -18,18 +18,21 @@ from methods.base import Method, Options
 
 from ..errors import ConfigError
 from .coerce import from_dict, to_dict
-from .schema import OPERATIONAL_KEYS, UNIFORM_ITERATIONS, RunConfig
+from .schema import CHANGED_DEFAULTS, OPERATIONAL_KEYS, SCHEMA_VERSION, UNIFORM_ITERATIONS, RunConfig
 
 __all__ = [
     "RunConfig",
     "available_datasets",
     "config_hash",
+    "legacy_hash",
     "load_config",
+    "migrate",
     "parse_sets",
     "parse_value",
     "read_yaml",
     "resolve_options",
     "run_dir_name",
+    "schema_defaults",
 ]
 
 _RUN_KEYS = {f.name for f in dataclasses.fields(RunConfig)}
@@ -148,9 +151,78 @@ def load_config(
     return config, options
 
 
-def config_hash(config: RunConfig) -> str:
-    """Stable short hash of everything that determines a run's result."""
+def config_hash(config: RunConfig, version: int = SCHEMA_VERSION) -> str:
+    """Short hash of everything that determines a run's result: the settings (operational keys left out) that
+    differ from :func:`schema_defaults` of ``version``, so that adding a defaulted key or option keeps every
+    hash. Version 0 (runs recorded before versions were) hashed every setting: :func:`legacy_hash`."""
     data = {k: v for k, v in to_dict(config).items() if k not in OPERATIONAL_KEYS}
+    return _digest(_non_default(data, schema_defaults(config.method, version, type(config))))
+
+
+def legacy_hash(record: Mapping[str, Any]) -> str:
+    """The hash of a version-0 ``config.yaml`` (``record``, as written): every non-operational setting."""
+    return _digest({k: v for k, v in record.items() if k not in OPERATIONAL_KEYS})
+
+
+def schema_defaults(method: str, version: int = SCHEMA_VERSION, schema: type[RunConfig] = RunConfig) -> dict[str, Any]:
+    """The defaults of ``schema`` as of ``version`` (:data:`~.schema.CHANGED_DEFAULTS` undone), with
+    ``method``'s option defaults under ``options``."""
+    defaults = to_dict(schema())
+    defaults["options"] = to_dict(methods.get_method(method).Options())
+    for key, value in changed_defaults(version).items():
+        *parents, leaf = key.split(".")
+        node = _section(defaults, parents)
+        if node is not None and leaf in node:
+            node[leaf] = copy.deepcopy(value)
+    return defaults
+
+
+def migrate(settings: Mapping[str, Any], version: int) -> dict[str, Any]:
+    """``settings`` recorded under ``version`` with every default changed since then that it lacks set to its
+    value as of ``version`` (:data:`~.schema.CHANGED_DEFAULTS`); other missing keys take the current defaults
+    on load."""
+    out = copy.deepcopy(dict(settings))
+    current = schema_defaults(str(out.get("method", RunConfig.method)))
+    for key, value in changed_defaults(version).items():
+        *parents, leaf = key.split(".")
+        if leaf not in (_section(current, parents) or {}):
+            continue
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node.setdefault(leaf, copy.deepcopy(value))
+    return out
+
+
+def changed_defaults(version: int) -> dict[str, Any]:
+    """``{dotted key: its default as of version}`` for every default changed since ``version``."""
+    out: dict[str, Any] = {}
+    for changed in sorted((v for v in CHANGED_DEFAULTS if v > version), reverse=True):
+        out.update(CHANGED_DEFAULTS[changed])
+    return out
+
+
+def _section(tree: Mapping[str, Any], path: Sequence[str]) -> Any:
+    """``tree[path[0]][path[1]]...``, or None where a part is missing."""
+    for part in path:
+        tree = tree.get(part) if isinstance(tree, Mapping) else None  # type: ignore[assignment]
+    return tree
+
+
+def _non_default(values: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        default = defaults.get(key)
+        if isinstance(value, Mapping) and isinstance(default, Mapping):
+            nested = _non_default(value, default)
+            if nested:
+                out[key] = nested
+        elif key not in defaults or value != default:
+            out[key] = value
+    return out
+
+
+def _digest(data: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 

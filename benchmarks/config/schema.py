@@ -34,7 +34,9 @@ class ScheduleConfig:
 
 @dataclass
 class EvalConfig:
-    """Sliding-window inference and scoring (``protocols.md`` sections 8-9)."""
+    """Sliding-window inference and scoring (``protocols.md`` sections 8-9), the same for validation,
+    evaluation and figures (:class:`~benchmarks.evaluate.inference.Inferer`, under the run's ``amp``).
+    ``batch_size``: windows per forward (4; the official code's is 1, same masks up to rounding)."""
 
     window: tuple[PositiveInt, PositiveInt, PositiveInt] = (112, 112, 80)
     strides: tuple[PositiveInt, PositiveInt, PositiveInt] = (18, 18, 4)
@@ -106,3 +108,13 @@ OPERATIONAL_KEYS = frozenset({"device", "num_workers", "checkpoint_every", "snap
 
 #: Iterations of every method's main stage under ``budget: uniform`` (README of the specs).
 UNIFORM_ITERATIONS = 15000
+
+#: Version of this schema, recorded as ``schema_version`` in every run's ``config.yaml`` (version 0: records
+#: written before versions were). A key added with a default that keeps the old behaviour needs no new
+#: version; changing a default does: bump the version and record the previous default in
+#: :data:`CHANGED_DEFAULTS`, so that older runs keep their configuration and hash.
+SCHEMA_VERSION = 1
+
+#: ``{version: {dotted key: its default before that version}}``; ``options.<key>`` is a method option (of
+#: every method that has it).
+CHANGED_DEFAULTS: dict[int, dict[str, Any]] = {}
