@@ -59,6 +59,26 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pack(args: argparse.Namespace) -> int:
+    from .data.pack import pack_dataset
+
+    part_size = None if args.part_size is None else int(args.part_size * 2**20)
+    s = pack_dataset(args.root, args.out, layout=args.layout, cases=args.cases, part_size=part_size,
+                     jobs=args.jobs, progress=None if args.progress else False)
+    skipped = f"; skipped (over 1 MiB): {', '.join(s.skipped)}" if s.skipped else ""
+    print(f"{s.layout}: {s.cases} case(s), {s.files} file(s), {s.source_bytes / 2**20:.1f} MiB -> {s.path}: "
+          f"{len(s.part_sizes)} part(s), {s.size / 2**20:.1f} MiB{skipped}")
+    return 0
+
+
+def cmd_unpack(args: argparse.Namespace) -> int:
+    from .data.pack import unpack_dataset
+
+    s = unpack_dataset(args.pack, args.out, jobs=args.jobs, progress=None if args.progress else False)
+    print(f"{s.cases} case(s), {s.files} file(s) verified -> {s.root}")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .train.trainer import Trainer
 
@@ -185,6 +205,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="recipe option, e.g. margins=random")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("pack", help="pack a dataset root into a lossless, checksummed archive (parts of <= N MiB)")
+    p.add_argument("root", help="dataset root (case files and split lists)")
+    p.add_argument("--out", required=True, help="pack folder to write (manifest.json, part-NNNN.bin)")
+    p.add_argument("--layout", help="la, pancreas_mcnet, pancreas_coranet or prepared (default: detected)")
+    p.add_argument("--cases", nargs="+", metavar="ID", help="pack only these cases; the lists keep only them")
+    p.add_argument("--part-size", dest="part_size", type=float, metavar="MIB",
+                   help="largest part in MiB (default: one part)")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes (default: %(default)s)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.set_defaults(func=cmd_pack)
+
+    p = sub.add_parser("unpack", help="rebuild a dataset root from a pack, verifying every part and array")
+    p.add_argument("pack", help="pack folder written by `sslbench pack`")
+    p.add_argument("--out", required=True, help="dataset root to write")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes (default: %(default)s)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.set_defaults(func=cmd_unpack)
 
     def run_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--method", help="registered method name (default: vnet)")
