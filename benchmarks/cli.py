@@ -82,10 +82,13 @@ def cmd_unpack(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from .train.trainer import Trainer
 
+    if args.progress_every < 0:
+        raise SSLBenchError(f"--progress-every {args.progress_every:g}: give a number of seconds >= 0")
     config, options = load_config(_overrides(args), args.config)
     run_dir = Path(args.out) if args.out else Path(args.runs_root) / run_dir_name(config)
     print(f"run {run_dir} (config {config_hash(config)})", file=sys.stderr)
-    final = Trainer(config, options, run_dir, progress=None if args.progress else False).fit()
+    final = Trainer(config, options, run_dir, progress=None if args.progress else False,
+                    progress_every_s=args.progress_every).fit()
     print(final.parent)
     return 0
 
@@ -237,7 +240,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML file of settings (below --set)")
     p.add_argument("--out", help="run directory (default: <runs-root>/<dataset>/<method>/labels<N>/seed<k>)")
     p.add_argument("--runs-root", default=str(DEFAULT_RUNS), help="root of run directories (default: %(default)s)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress (default: a bar on a terminal, else a plain line every --progress-every seconds)")
+    p.add_argument("--progress-every", dest="progress_every", type=float, default=30.0, metavar="SECONDS",
+                   help="seconds between plain progress lines when stderr is not a terminal (default: %(default)s)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="score a run's checkpoint on its test cases")

@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from methods.base import Batch, OptimizerSpec, Options, RunInfo, Stage, TrainingData
 
@@ -44,6 +43,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .context import HarnessContext
 from .data import TrainingCases, load_split, load_training_cases
 from .logger import CsvLog
+from .progress import EVERY_S, StageProgress, progress_mode
 from .provenance import provenance
 from .schedules import learning_rate
 from .speed import WaitClock, prepare_networks, training_batches
@@ -86,12 +86,18 @@ def _differences(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -
 
 
 class Trainer:
-    """Trains ``config.method`` into ``run_dir``, resuming from ``checkpoint_latest.pt`` when present."""
+    """Trains ``config.method`` into ``run_dir``, resuming from ``checkpoint_latest.pt`` when present.
 
-    def __init__(self, config: RunConfig, options: Options, run_dir: Path, progress: bool | None = None) -> None:
+    Progress goes to stderr (:mod:`~benchmarks.train.progress`): ``progress=None`` shows a bar on a terminal and a
+    plain line every ``progress_every_s`` seconds elsewhere, ``True`` the bar, ``False`` nothing.
+    """
+
+    def __init__(self, config: RunConfig, options: Options, run_dir: Path, progress: bool | None = None,
+                 progress_every_s: float = EVERY_S) -> None:
         self.config = config
         self.run_dir = Path(run_dir)
-        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.progress = progress_mode(progress, sys.stderr)
+        self.progress_every_s = progress_every_s
         self.device = resolve_device(config.device)
         _set_determinism(config.deterministic, self.device)
         torch.manual_seed(config.seed)  # weight initialisation
@@ -120,7 +126,7 @@ class Trainer:
         split = load_split(config)
         self.stages = self._plan(RunInfo(len(split.labeled), len(split.unlabeled), config.iterations, config.budget))
         need_unlabeled = any(self._batch_sizes(s)[1] > 0 for s in self.stages)
-        cases = load_training_cases(config, split, need_unlabeled, self.progress)
+        cases = load_training_cases(config, split, need_unlabeled, self.progress == "bar")
         self.run_hash = prepare_run_dir(self.run_dir, config)
         remove_temp_files(self.run_dir)
         (self.run_dir / STATUS).unlink(missing_ok=True)
@@ -230,7 +236,7 @@ class Trainer:
         config, stage, ctx = self.config, self.stages[index], self.ctx
         total = self._iterations(stage)
         ctx.stage, ctx.max_iterations = stage.name, total
-        bar = tqdm(total=total, initial=start, desc=f"{config.method} {stage.name}", unit="it", disable=not self.progress)
+        bar = StageProgress(f"{config.method} {stage.name}", total, start, self.progress, every_s=self.progress_every_s)
         tic = time.perf_counter()
         for item in self._loader(index, start, cases):
             iteration = int(item["iteration"])
@@ -248,18 +254,18 @@ class Trainer:
                    **terms, "seconds": round(time.perf_counter() - tic, 4)}
             log.write(row)
             tic = time.perf_counter()
-            bar.update(1)
             if self._validation_due(index, done, total):
                 dice = self._validate(cases)
                 val_log.write({"stage": stage.name, "stage_index": index, "iteration": iteration, "dice": dice})
                 if dice >= self.best.get("dice", -1.0):
                     self.best = {"dice": dice, "stage_index": index, "iteration": done}
                     save_checkpoint(self._best_path(index), self._state(index, done))
-                bar.set_postfix(val_dice=f"{dice:.2f}", best=f"{self.best['dice']:.2f}")
+                bar.note(val_dice=dice, best=self.best["dice"])
             if done % config.checkpoint_every == 0 or done == total:
                 save_checkpoint(self.run_dir / LATEST, self._state(index + (done == total), 0 if done == total else done))
             if done in config.snapshots:
                 self._snapshot(index, done)
+            bar.update(done, terms)
         bar.close()
 
     def _set_learning_rates(self, iteration: int, total: int, constant: bool) -> dict[str, float]:
