@@ -159,7 +159,10 @@ class Trainer:
         except TrainingDiverged as exc:
             raise self._record_divergence(exc) from None
         final = self.run_dir / FINAL
-        save_checkpoint(final, self._state(len(self.stages), 0))
+        state = self._state(len(self.stages), 0)
+        save_checkpoint(final, _weights_only(state) if config.prune_checkpoints else state)
+        if config.prune_checkpoints:
+            self._prune()
         write_json(self.run_dir / STATUS, {"status": "completed", "config_hash": self.run_hash,
                                            "checkpoint": FINAL})
         return final
@@ -316,8 +319,20 @@ class Trainer:
 
     def _snapshot(self, index: int, done: int) -> None:
         """Weights after ``done`` iterations of stage ``index`` (no optimiser state), for feature figures."""
-        state = {key: value for key, value in self._state(index, done).items() if key not in ("optimizers", "scalers")}
-        save_checkpoint(self.run_dir / SNAPSHOTS / f"{self.stages[index].name}_{done:06d}.pt", state)
+        save_checkpoint(self.run_dir / SNAPSHOTS / f"{self.stages[index].name}_{done:06d}.pt",
+                        _weights_only(self._state(index, done)))
+
+    def _prune(self) -> None:
+        """``prune_checkpoints``: of a finished run keep the weights of ``checkpoint_best.pt`` and
+        ``checkpoint_final.pt``; delete ``checkpoint_latest.pt`` and the earlier stages' best checkpoints."""
+        best = self.run_dir / BEST
+        if best.is_file():
+            state = load_checkpoint(best)
+            if "optimizers" in state:
+                save_checkpoint(best, _weights_only(state))
+        for index in range(len(self.stages) - 1):
+            self._best_path(index).unlink(missing_ok=True)
+        (self.run_dir / LATEST).unlink(missing_ok=True)
 
     def _record_divergence(self, exc: TrainingDiverged) -> TrainingDiverged:
         """Write the ``failed`` status (where, which terms, the last good checkpoint); the error to raise."""
@@ -350,9 +365,12 @@ class Trainer:
         if state["config_hash"] != self.run_hash:
             raise CheckpointError(f"checkpoint {path} was written under another configuration")
         self.method.load_state_dict(state["method_state"])
-        for name, opt in self.optimizers.items():
-            opt.load_state_dict(state["optimizers"][name])
-            self.ctx.scalers[name].load_state_dict(state["scalers"][name])
+        if "optimizers" not in state and int(state["stage_index"]) < len(self.stages):
+            raise CheckpointError(f"checkpoint {path} holds weights only (pruned) and cannot resume training")
+        if "optimizers" in state:  # a pruned checkpoint of a finished run holds the weights only
+            for name, opt in self.optimizers.items():
+                opt.load_state_dict(state["optimizers"][name])
+                self.ctx.scalers[name].load_state_dict(state["scalers"][name])
         self.ctx.steps = dict(state["optimizer_steps"])
         self.best = dict(state["best"])
         return int(state["stage_index"]), int(state["iteration"])
@@ -362,6 +380,11 @@ def _listing(groups: Mapping[str, list[str]], shown: int = 3) -> str:
     """``image float64 -> float32 in 4 case(s) (c0, c1, c2, ...)``, groups joined by ``; ``."""
     return "; ".join(f"{name} in {len(ids)} case(s) ({', '.join(ids[:shown])}{', ...' if len(ids) > shown else ''})"
                      for name, ids in groups.items())
+
+
+def _weights_only(state: Mapping[str, Any]) -> dict[str, Any]:
+    """A checkpoint's state without optimiser and grad-scaler state."""
+    return {key: value for key, value in state.items() if key not in ("optimizers", "scalers")}
 
 
 def _position(row: Mapping[str, str]) -> tuple[int, int]:
