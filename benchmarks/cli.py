@@ -1,5 +1,8 @@
-"""``sslbench``: the suite's command line (methods, synth, prepare, train, evaluate, complexity, predict, features,
-tables, figures, bench)."""
+"""``sslbench``: the suite's command line (methods, synth, prepare, pack, unpack, train, evaluate, complexity, predict,
+features, tables, figures, bench).
+
+Every command imports what it needs when it runs, so ``sslbench --help`` loads neither torch nor pandas.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +12,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import methods
-
-from .config import config_hash, load_config, parse_sets, run_dir_name
 from .errors import SSLBenchError
+
+#: The docstring's first paragraph as plain text (no reStructuredText literals).
+DESCRIPTION = " ".join(__doc__.split("\n\n")[0].replace("``", "").split())
 
 DEFAULT_RUNS = Path("results/runs")
 
@@ -28,6 +31,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _overrides(args: argparse.Namespace) -> dict:
+    from .config import parse_sets
+
     overrides = parse_sets(args.set or [])
     for key in ("method", "dataset", "labels", "seed", "data_root"):
         value = getattr(args, key, None)
@@ -37,6 +42,8 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
+    import methods
+
     for name in methods.available_methods():
         cls = methods.get_method(name)
         print(f"{name:12s} {cls.paper}")
@@ -80,6 +87,7 @@ def cmd_unpack(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .config import config_hash, load_config, run_dir_name
     from .train.trainer import Trainer
 
     if args.progress_every < 0:
@@ -108,6 +116,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_complexity(args: argparse.Namespace) -> int:
+    from .config import load_config
     from .report.complexity import complexity
 
     config, options = load_config(_overrides(args))
@@ -185,7 +194,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sslbench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="sslbench", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("methods", help="list the registered methods and their papers")
@@ -221,7 +230,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_pack)
 
     p = sub.add_parser("unpack", help="rebuild a dataset root from a pack, verifying every part and array")
-    p.add_argument("pack", help="pack folder written by `sslbench pack`")
+    p.add_argument("pack", help="pack folder written by 'sslbench pack'")
     p.add_argument("--out", required=True, help="dataset root to write")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default: %(default)s)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
@@ -247,7 +256,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="score a run's checkpoint on its test cases")
-    p.add_argument("run_dir", help="run directory written by `sslbench train`")
+    p.add_argument("run_dir", help="run directory written by 'sslbench train'")
     p.add_argument("--checkpoint", default="auto", help="auto, best, final or a path (default: %(default)s)")
     p.add_argument("--data-root", dest="data_root", help="dataset root, if moved since training")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override eval.* or device")
@@ -263,7 +272,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_complexity)
 
     p = sub.add_parser("predict", help="save a run's predictions of a few test cases (.npz, for Fig. 3)")
-    p.add_argument("run_dir", help="run directory written by `sslbench train`")
+    p.add_argument("run_dir", help="run directory written by 'sslbench train'")
     p.add_argument("--case", action="append", help="test case ID (repeatable)")
     p.add_argument("--select-from", help="per_case.csv: take its median- and lowest-Dice cases")
     p.add_argument("--n-cases", type=int, default=2, help="cases taken from --select-from (default: %(default)s)")

@@ -9,12 +9,14 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-import pandas as pd
 import yaml
 
 from .errors import StorageError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Suffix of the hidden temporary files of :func:`atomic_path` (``.<name>.<random>.tmp``).
 TEMP_SUFFIX = ".tmp"
