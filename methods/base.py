@@ -198,6 +198,8 @@ class Method(nn.Module):
 
     name: ClassVar[str]
     paper: ClassVar[str]
+    #: The name tables and figures show for the method's row (e.g. ``"UA-MT"``); empty: ``name``.
+    display_name: ClassVar[str] = ""
     Options: ClassVar[type[Options]] = Options
     #: Named option bundles, e.g. ``{"variant": {"paper": {...}, "official": {...}}}``: setting the option
     #: ``variant`` applies its bundle first, explicit options win.

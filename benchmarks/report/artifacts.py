@@ -25,7 +25,7 @@ def table_stems(suite: Suite) -> list[str]:
 
 
 def table_names(suite: Suite) -> list[str]:
-    names = [f"{stem}.{ext}" for stem in table_stems(suite) for ext in ("csv", "md", "tex")]
+    names = [f"{stem}.{ext}" for stem in table_stems(suite) for ext in ("csv", "md", "html", "tex")]
     return names + ["runs.csv", "cases.csv"]
 
 

@@ -42,6 +42,21 @@ ROW_LABELS = {
     "sassnet": "SASSNet", "dtc": "DTC", "asenet": "ASE-Net", "ssnet": "SS-Net", "mcnet_plus": "MC-Net+",
     "fussnet": "FUSSNet", "bcp": "BCP", "lefed": "LeFeD", "lefed_official": "LeFeD (official code)",
 }
+
+
+def row_label(row: str) -> str:
+    """What tables and figures call a row: :data:`ROW_LABELS`, else the registered method's ``display_name``, else
+    the row key."""
+    if row in ROW_LABELS:
+        return ROW_LABELS[row]
+    import methods  # here, not at the top: the Snakefile reads suites without torch
+
+    try:
+        return methods.get_method(row).display_name or row
+    except methods.UnknownMethodError:
+        return row
+
+
 ENCODING_LABELS = {"a_minus_b": "A − B", "b_minus_a": "B − A", "abs": "|A − B|", "entropy": "Entropy"}
 #: Dataset protocol -> (table number, file stem, title).
 DATASET_TABLES = {
@@ -303,4 +318,4 @@ def runs_table(suite: Suite) -> list[dict[str, Any]]:
 
 
 __all__ = ["ABLATION_LABELS", "ABLATION_PRESETS", "DATASET_TABLES", "ENCODING_LABELS", "ROW_LABELS", "Run", "Suite",
-           "load_spec", "load_suite", "validate_spec"]
+           "load_spec", "load_suite", "row_label", "validate_spec"]

@@ -2,7 +2,7 @@
 
 Every cell aggregates the runs of one (dataset, row, labels) over the suite's seeds: the run value is the
 test-set mean of ``eval/summary.json``; the cell is mean ± sample std (ddof = 1, blank with one run). The
-paper column comes from ``benchmarks/report/data/paper_values.csv`` (``reference_numbers.md``).
+paper column comes from ``benchmarks/report/data/paper_values.csv``, which cites the source of every value.
 
 A run whose training failed (its summary's ``status`` is ``failed``, e.g. a diverged loss) is left out of the
 means and marked: ``[failed k]`` in the cell (``failed`` alone when no run of the cell succeeded), ``n_failed``
@@ -14,8 +14,10 @@ of the trainings. Files are written atomically.
 from __future__ import annotations
 
 import csv
+import html
 import json
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,14 +28,14 @@ import pandas as pd
 from ..errors import SSLBenchError
 from ..io import write_csv, write_text
 from .artifacts import dataset_table_stem
-from .suites import ABLATION_LABELS, DATASET_TABLES, ROW_LABELS, Suite
+from .suites import ABLATION_LABELS, DATASET_TABLES, ROW_LABELS, Suite, row_label
 
 METRICS = ("dice", "jaccard", "asd", "hd95")
 METRIC_HEADERS = {"dice": "Dice (%) ↑", "jaccard": "Jaccard (%) ↑", "asd": "ASD (voxel) ↓", "hd95": "95HD (voxel) ↓"}
 LOWER_IS_BETTER = {"asd", "hd95"}
 TAG_MARKS = {"L": "", "D": "d", "I": "i", "O": "o", "T": "t"}
 PAPER_CSV = Path(__file__).with_name("data") / "paper_values.csv"
-#: "LeFeD − BCP" differences quoted in the LeFeD text (tables.md section 1; reference_numbers.md section 2).
+#: "LeFeD − BCP" differences quoted in the LeFeD text (sections V-A and V-B of arXiv 2309.14819 v1).
 PAPER_LEFED_MINUS_BCP = {
     ("pancreas_mcnet", 6): {"dice": 1.68, "jaccard": 2.27},
     ("pancreas_mcnet", 12): {"dice": -0.22, "hd95": -1.43},
@@ -41,6 +43,14 @@ PAPER_LEFED_MINUS_BCP = {
     ("lung", 15): {"dice": 1.17, "hd95": -0.66},
 }
 BEST_ROWS_EXCLUDED = {"vnet_lower", "vnet_upper", "lefed_official"}
+TAG_TEXT = {"L": "printed in the LeFeD text", "D": "derived from a difference the LeFeD text quotes", "I": "inferred", "O": "the method's own paper or "
+            "repository", "T": "a third-party transcription"}
+EMPTY_POLICY_TEXT = {"penalty": "Dice = Jaccard = 0, ASD and 95HD = the volume diagonal",
+                     "official_zero": "every metric 0, as the official code does", "nan": "Dice = Jaccard = 0, "
+                     "distances left out"}
+#: LaTeX packages the ``.tex`` tables use.
+LATEX_PACKAGES = "booktabs, graphicx, xcolor"
+DEMO_NOTE = "DEMO: tiny budgets on small data; the numbers show the pipeline, not the methods."
 CSV_COLUMNS = ["table", "protocol", "label_count", "row_key", "metric", "mean", "std", "n_runs", "n_empty", "paper",
                "paper_tag", "delta", "selection", "lcc", "empty_policy", "units", "run_dirs", "n_failed", "failed_runs",
                "config_hashes", "seeds", "code", "devices"]
@@ -148,7 +158,9 @@ class Results:
         if not path.is_file():
             return None
         split = json.loads(path.read_text())
-        return len(split.get("labeled", [])), len(split.get("unlabeled", []))
+        provenance = self.root / run_dir / "provenance.json"
+        used = json.loads(provenance.read_text()).get("uses_unlabeled", True) if provenance.is_file() else True
+        return len(split.get("labeled", [])), len(split.get("unlabeled", [])) if used else 0
 
 
 def _fmt(x: float) -> str:
@@ -157,6 +169,14 @@ def _fmt(x: float) -> str:
 
 def _signed(x: float) -> str:
     return "" if math.isnan(x) else f"{x:+.2f}".replace("-", "−")
+
+
+def _flagged(rec: dict[str, Any]) -> bool:
+    """A Dice or Jaccard cell further from the paper than max(1.5 points, 2 std): marked ⚑."""
+    if rec.get("paper", "") == "" or rec["metric"] not in ("dice", "jaccard"):
+        return False
+    limit = max(1.5, 2 * float(rec["std"])) if rec["std"] != "" else 1.5
+    return abs(float(rec["delta"])) > limit
 
 
 def _label_int(labels: str) -> int | None:
@@ -218,16 +238,11 @@ class TableBuilder:
             text = f"\\textbf{{{text}}}" if latex else f"**{text}**"
         if rec["paper"] != "":
             mark = TAG_MARKS.get(rec["paper_tag"], "")
-            paper = f"{float(rec['paper']):.2f}" + (f"^{mark}" if mark and not latex else "")
-            if latex and mark:
-                paper += f"$^{{{mark}}}$"
+            paper = f"{float(rec['paper']):.2f}"
+            if mark:
+                paper += f"$^{{{mark}}}$" if latex else f"<sup>{mark}</sup>"
             delta = _signed(float(rec["delta"]))
-            flag = ""
-            if rec["metric"] in ("dice", "jaccard"):
-                limit = max(1.5, 2 * float(std)) if std != "" else 1.5
-                flag = " ⚑" if abs(float(rec["delta"])) > limit else ""
-                if latex and flag:
-                    flag = r" $\dagger$"
+            flag = (r" $\dagger$" if latex else " ⚑") if _flagged(rec) else ""
             if self.suite.demo and latex:
                 delta = r"\textcolor{gray}{" + delta + "}"
             dsym = "$\\Delta$ " if latex else "Δ "
@@ -238,7 +253,9 @@ class TableBuilder:
             text += f" [failed {rec['n_failed']}]"
         return text
 
-    def footer(self, protocols: Iterable[str], label_text: str, extra: list[str] | None = None) -> list[str]:
+    def footer(self, protocols: Iterable[str], label_text: str, records: list[dict[str, Any]],
+               extra: list[str] | None = None) -> list[str]:
+        """The notes under a table: only what its ``records`` (its cells) show."""
         s = next((c for c in self.results._cache.values() if c.get("status") != "failed"), {})
         codes = ", ".join(sorted({code_text(c) for c in self.results._cache.values()})) or "?"
         seeds = ", ".join(map(str, self.suite.spec.get("seeds", [1337, 1338, 1339])))
@@ -250,12 +267,21 @@ class TableBuilder:
              f"policy: {s.get('empty_policy', '?')}; Dice and Jaccard in %, ASD and 95HD in voxels."),
             (f"Cells: mean ± sample std over seeds {seeds} (std blank with one seed); budget: {budget}; "
              f"suite {self.suite.name}; code {codes}."),
-            ("Paper column: reference_numbers.md; marks d derived, i inferred, o other paper/repository, "
-             "t third-party; Δ = ours − paper (negative is better for ASD and 95HD); ⚑ |Δ| > max(1.5, 2·std)."),
         ]
+        with_paper = [r for r in records if r.get("paper", "") != "" and r.get("run_dirs")]
+        if with_paper:
+            tags = sorted({r["paper_tag"] for r in with_paper}, key=list(TAG_MARKS).index)
+            marks = "".join(f"; {TAG_MARKS[t] or 'unmarked'}: {TAG_TEXT[t]}" for t in tags)
+            lines.append("In parentheses: the published value (benchmarks/report/data/paper_values.csv cites the "
+                         f"source of each{marks}) and Δ = ours − paper (negative is better for ASD and 95HD).")
+        if any(_flagged(r) for r in with_paper):
+            lines.append("⚑: Dice or Jaccard more than max(1.5 points, 2 × std) away from the published value.")
+        if any(r.get("n_empty") for r in records):
+            policy = s.get("empty_policy", "?")
+            lines.append(f"[empty N]: N test cases (summed over the cell's runs) got an empty prediction, scored "
+                         f"under the {policy} policy ({EMPTY_POLICY_TEXT.get(policy, 'see the run summaries')}).")
         if self.suite.demo:
-            lines.append("DEMO: tiny budgets on small data; the numbers show the pipeline, not the methods "
-                         "(Δ greyed out).")
+            lines.append(DEMO_NOTE)
         if self.suite.skipped:
             lines.append("Skipped datasets: " + "; ".join(self.suite.skipped.values()) + ".")
         return lines + (extra or [])
@@ -268,7 +294,23 @@ class TableBuilder:
         return "\n".join(lines + [""] + [f"- {f}" for f in footer]) + "\n"
 
     @staticmethod
+    def html(title: str, header: list[str], rows: list[list[str]], footer: list[str]) -> str:
+        """A standalone page of the Markdown table (for the Snakemake report)."""
+        def cell(t: str) -> str:
+            t = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(t))
+            return re.sub(r"&lt;sup&gt;(\w+)&lt;/sup&gt;", r"<sup>\1</sup>", t)
+        body = ["<tr>" + "".join(f"<td>{cell(c)}</td>" for c in r) + "</tr>" for r in rows]
+        notes = "".join(f"<li>{cell(f)}</li>" for f in footer)
+        return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + html.escape(title) + "</title>"
+                "<style>table{border-collapse:collapse;font:13px sans-serif}td,th{border:1px solid #ccc;"
+                "padding:3px 6px;text-align:right}td:first-child,th:first-child{text-align:left}</style></head>"
+                f"<body><h3>{html.escape(title)}</h3><table><tr>"
+                + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>" + "".join(body)
+                + f"</table><ul>{notes}</ul></body></html>\n")
+
+    @staticmethod
     def latex(title: str, header: list[str], rows: list[list[str]], footer: list[str]) -> str:
+        """A ``table`` float (needs ``\\usepackage{booktabs, graphicx, xcolor}``); numbers right-aligned."""
         def esc(t: str) -> str:
             if "\\textbf" in t or "\\textcolor" in t or "$" in t:
                 return t.replace("±", r"$\pm$").replace("−", "-").replace("%", r"\%").replace("⚑", r"$\dagger$")
@@ -276,8 +318,8 @@ class TableBuilder:
                     .replace("_", r"\_").replace("±", r"$\pm$").replace("−", "-").replace("↑", r"$\uparrow$")
                     .replace("↓", r"$\downarrow$").replace("Δ", r"$\Delta$").replace("·", r"$\cdot$")
                     .replace("⚑", r"$\dagger$").replace("λ", r"$\lambda$"))
-        out = [r"\begin{table}[t]", r"\centering", f"\\caption{{{esc(title)}}}", r"\resizebox{\linewidth}{!}{%",
-               r"\begin{tabular}{" + "l" * len(header) + "}", r"\toprule", " & ".join(map(esc, header)) + r" \\",
+        out = [f"% needs \\usepackage{{{LATEX_PACKAGES}}}", r"\begin{table}[t]", r"\centering", f"\\caption{{{esc(title)}}}", r"\resizebox{\linewidth}{!}{%",
+               r"\begin{tabular}{ll" + "r" * (len(header) - 2) + "}", r"\toprule", " & ".join(map(esc, header)) + r" \\",
                r"\midrule"]
         out += [" & ".join(map(esc, r)) + r" \\" for r in rows]
         out += [r"\bottomrule", r"\end{tabular}}", r"\par\footnotesize " + " ".join(map(esc, footer)), r"\end{table}"]
@@ -289,11 +331,23 @@ class TableBuilder:
         footer = footer + [f"Failed run (left out of the means): {r}: "
                            f"{self.results.summary(r).get('failure', {}).get('message', 'unknown reason')}."
                            for r in failed]
-        write_csv(out / f"{stem}.csv", pd.DataFrame(records, columns=CSV_COLUMNS))
+        counts = {"n_runs": "Int64", "n_empty": "Int64", "n_failed": "Int64"}
+        write_csv(out / f"{stem}.csv", pd.DataFrame(records, columns=CSV_COLUMNS).astype(counts))
         write_text(out / f"{stem}.md", self.markdown(title, header, md_rows, footer))
-        write_text(out / f"{stem}.tex", self.latex(title, header, tex_rows, footer))
+        write_text(out / f"{stem}.html", self.html(title, header, md_rows, footer))
+        greyed = any(r.get("paper", "") != "" for r in records) and self.suite.demo
+        tex_footer = [f"{f} Δ is greyed out." if greyed and f == DEMO_NOTE else f for f in footer]
+        write_text(out / f"{stem}.tex", self.latex(title, header, tex_rows, tex_footer))
 
     # ----- Tables I-III ---------------------------------------------------------------------------------------
+    def compared(self, dataset: str) -> str:
+        """``9 semi-supervised methods and the supervised V-Net``: the distinct methods of a main table's rows."""
+        used = {run.method for run in self.suite.runs if run.dataset == dataset
+                and any(artifact == "main" for artifact, _ in run.uses)}
+        n = len(used - {"vnet"})
+        text = f"{n} semi-supervised method{'' if n == 1 else 's'}"
+        return text + " and the supervised V-Net" if "vnet" in used else text
+
     def dataset_table(self, dataset: dict[str, Any], out: Path) -> None:
         name = dataset["name"]
         table, stem, what = DATASET_TABLES.get(name, ("", dataset_table_stem(name), f"{name} dataset"))
@@ -321,7 +375,7 @@ class TableBuilder:
             scans = " · ".join(f"{c[0]} / {c[1]}" for g in groups if (c := split[(row, g)]))
             if row == "vnet_upper":
                 scans = " / ".join(map(str, split[(row, groups[0])] or ("?", "?")))
-            label = ROW_LABELS.get(row, row)
+            label = row_label(row)
             for latex, rows in ((False, md_rows), (True, tex_rows)):
                 rows.append([label, scans] + [self.cell_text(recs[(row, g)][m], best.get((g, m)) == row, latex)
                                               for g in groups for m in METRICS])
@@ -338,17 +392,16 @@ class TableBuilder:
             md_rows.append(["LeFeD − BCP", ""] + cells)
             tex_rows.append(["LeFeD − BCP", ""] + cells)
         pct = ", ".join(groups)
-        n_other = len([r for r in self.suite.spec["methods"]
-                       if r not in ("vnet_lower", "vnet_upper", "lefed", "lefed_official")])
-        title = f"{'[demo] ' if self.suite.demo else ''}Table {table or name}: Performance comparison with " \
-                f"{n_other} methods on the {what}, using {pct} labeled scans"
+        title = f"{'[demo] ' if self.suite.demo else ''}Table {table or name}: Performance comparison of " \
+                f"{self.compared(name)} on the {what}, using {pct} labeled scans"
         extra = []
-        if name == "pancreas_mcnet":
+        if name == "pancreas_mcnet" and "bcp" in self.suite.spec["methods"]:
             extra.append("Paper column warning: the paper's Table I mixes protocols (its BCP 20 % row is BCP's "
                          "CoraNet-protocol result); all our rows use pancreas_mcnet.")
         if name not in DATASET_TABLES:
             extra.append(f"Dataset {name!r} has no published values (no paper column).")
-        footer = self.footer([name], pct + " labeled (vnet_upper: all)", extra)
+        upper = f" ({ROW_LABELS['vnet_upper']}: all)" if "vnet_upper" in self.suite.spec["methods"] else ""
+        footer = self.footer([name], pct + " labeled" + upper, self.records[start:], extra)
         self.write(out, stem, title, header, md_rows, tex_rows, footer, self.records[start:])
 
     # ----- Tables IV-VI ---------------------------------------------------------------------------------------
@@ -387,14 +440,14 @@ class TableBuilder:
                                     + [self.cell_text(rec[m], False, latex) for m in METRICS])
         title += " (" + "; ".join(settings) + ")"
         extra = []
-        if block == "lambda_sweep":
+        if any(r["protocol"] == "pancreas_mcnet" and r["row_key"] == "lam1e-2" for r in self.records[start:]):
             extra.append("The paper prints Jaccard 69.76 for pancreas λ = 1e-2, almost certainly a typo "
-                         "(reference_numbers.md section 1.4).")
+                         "(with Dice 73.87, the paper's other rows imply a Jaccard near 59-60).")
         if block == "ablation" and any(s["dataset"] != "pancreas_mcnet" for s in spec["settings"]):
             extra.append("The paper's ablation is on pancreas 10 %; this suite runs it on "
                          + ", ".join(s["dataset"] for s in spec["settings"]) + ".")
         footer = self.footer(sorted({s["dataset"] for s in spec["settings"] if s["dataset"] in present}),
-                             ", ".join(settings), extra)
+                             ", ".join(settings), self.records[start:], extra)
         self.write(out, stem, title, header, md_rows, tex_rows, footer, self.records[start:])
 
     # ----- runs.csv / cases.csv -------------------------------------------------------------------------------

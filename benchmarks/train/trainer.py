@@ -143,6 +143,7 @@ class Trainer:
             "config_hash": self.run_hash, "seed": config.seed, "method": config.method,
             "stages": [{"name": s.name, "iterations": self._iterations(s)} for s in self.stages],
             "resumed_from": {"stage": stage_index, "iteration": start} if (stage_index or start) else None,
+            "uses_unlabeled": need_unlabeled,
             "empty_label_cases": cases.empty_labels,
             "casts": cases.casts,
             **provenance(self.device),

@@ -1,0 +1,110 @@
+"""Table titles and notes say only what is true of the rows and cells present (fake results, no training)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from reliability.helpers import fake_results, write_dataset
+
+import methods
+from benchmarks.config import load_config
+from benchmarks.io import write_json
+from benchmarks.report.suites import SUITES_DIR, load_suite
+from benchmarks.report.tables import Results, build_tables
+from benchmarks.train.trainer import Trainer
+from methods.vnet import SupervisedVNet
+
+
+def _notes(md: str) -> list[str]:
+    return [line[2:] for line in md.splitlines() if line.startswith("- ")]
+
+
+def _counts_are_integers(path: Path) -> bool:
+    with path.open(newline="") as f:
+        return all(re.fullmatch(r"\d*", row[k]) for row in csv.DictReader(f) for k in ("n_runs", "n_empty", "n_failed"))
+
+
+def test_demo_table_without_paper_values(tmp_path: Path) -> None:
+    suite = load_suite("smoke")  # rows vnet_lower, vnet_upper, lefed on synthetic data: no published values
+    fake_results(suite, tmp_path)
+    build_tables(suite, tmp_path / "tables", tmp_path)
+    tables = tmp_path / "tables"
+    md = (tables / "table_synthetic.md").read_text()
+    assert md.startswith("**[demo] Table synthetic: Performance comparison of 1 semi-supervised method and the "
+                         "supervised V-Net on the synthetic dataset, using 4 labeled scans**")
+    notes = " ".join(_notes(md))
+    assert "labels: 4 labeled (V-Net (all labeled): all)." in notes
+    assert "has no published values (no paper column)" in notes
+    for absent in ("In parentheses", "Δ", "⚑", "[empty", "greyed", "reference_numbers", "shared/specs"):
+        assert absent not in notes, absent
+    assert "DEMO: tiny budgets" in notes
+    tex = (tables / "table_synthetic.tex").read_text()
+    assert tex.startswith("% needs \\usepackage{booktabs, graphicx, xcolor}")
+    assert "\\begin{tabular}{llrrrr}" in tex and "greyed" not in tex
+    page = (tables / "table_synthetic.html").read_text()
+    assert "<table>" in page and "<td>V-Net (labeled only)</td>" in page
+    assert all(_counts_are_integers(p) for p in tables.glob("table_*.csv"))
+    ablation = _notes((tables / "table_IV_ablation.md").read_text())
+    assert not any("(V-Net (all labeled)" in n or "69.76" in n for n in ablation)
+
+
+@pytest.fixture
+def la_tables(tmp_path: Path) -> Path:
+    """Table III of the paper suite from made-up results: Dice 80 + i (far below the paper), two empty predictions
+    in one run of UA-MT."""
+    data = tmp_path / "data" / "LA"
+    data.mkdir(parents=True)
+    (data / "test.list").write_text("x\n")
+    suite = load_suite("paper", data_root=str(tmp_path / "data"), only=["la"])
+    fake_results(suite, tmp_path)
+    run = suite.find("la", "uamt", "8", 1337)
+    summary = json.loads((tmp_path / run / "eval" / "summary.json").read_text())
+    write_json(tmp_path / run / "eval" / "summary.json", {**summary, "n_empty": 2})
+    build_tables(suite, tmp_path / "tables", tmp_path)
+    return tmp_path / "tables"
+
+
+def test_paper_table_explains_marks_flags_and_empty_predictions(la_tables: Path) -> None:
+    md = (la_tables / "table_III_la.md").read_text()
+    assert md.startswith("**Table III: Performance comparison of 9 semi-supervised methods and the supervised V-Net "
+                         "on the left atrium dataset, using 8, 16 labeled scans**")
+    assert "82.74<sup>d</sup>" in md and "^" not in md  # V-Net lower bound, derived from the LeFeD text
+    assert " [empty 2]" in md
+    notes = " ".join(_notes(md))
+    assert "benchmarks/report/data/paper_values.csv cites the source of each" in notes
+    assert "d: derived from a difference the LeFeD text quotes" in notes and "t: a third-party transcription" in notes
+    assert "⚑: Dice or Jaccard more than max(1.5 points, 2 × std)" in notes and " ⚑)" in md
+    assert "[empty N]: N test cases" in notes and "under the penalty policy" in notes
+    assert "reference_numbers" not in md and "DEMO" not in notes
+    assert _counts_are_integers(la_tables / "table_III_la.csv")  # LeFeD − BCP rows have no run counts: blank
+
+
+def test_labeled_only_vnet_reports_no_unlabeled_scans(tmp_path: Path) -> None:
+    root = write_dataset(tmp_path / "data")
+    config, options = load_config({"dataset": "synthetic", "data_root": str(root), "labels": "4", "iterations": 1,
+                                   "patch": [16, 16, 16], "filters": 2, "selection": "last", "device": "cpu"})
+    Trainer(config, options, tmp_path / "results" / "run", progress=False).fit()
+    assert json.loads((tmp_path / "results" / "run" / "provenance.json").read_text())["uses_unlabeled"] is False
+    assert Results(load_suite("smoke"), tmp_path).split_counts("results/run") == (4, 0)
+
+
+def test_a_new_method_is_shown_by_its_display_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Renamed(SupervisedVNet):
+        name, paper, display_name = "renamed_vnet", "test double", "Renamed V-Net"
+
+    monkeypatch.setitem(methods._REGISTRY, Renamed.name, Renamed)
+    spec = yaml.safe_load((SUITES_DIR / "smoke.yaml").read_text())
+    for key in ("ablation", "t_sweep", "lambda_sweep", "encodings", "qualitative", "feature_snapshots"):
+        spec.pop(key)
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump({**spec, "name": "mine", "methods": ["vnet_lower", Renamed.name]}))
+    suite = load_suite(tmp_path / "mine.yaml")
+    fake_results(suite, tmp_path)
+    build_tables(suite, tmp_path / "tables", tmp_path)
+    md = (tmp_path / "tables" / "table_synthetic.md").read_text()
+    assert "| Renamed V-Net |" in md and "renamed_vnet |" not in md
+    assert "comparison of 1 semi-supervised method and the supervised V-Net" in md  # the test double counts as one
