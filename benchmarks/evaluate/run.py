@@ -79,7 +79,7 @@ def evaluate_run(
         "window": list(config.eval.window),
         "strides": list(config.eval.strides),
         "units": {"dice": "%", "jaccard": "%", "asd": "voxel", "hd95": "voxel", "asd_mm": "mm", "hd95_mm": "mm"},
-        "provenance": provenance(device),
+        "provenance": provenance(device, config.amp),
         "training_provenance": _training_provenance(run_dir),
     }
     return write_evaluation(out_dir, per_case, extra)

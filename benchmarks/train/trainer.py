@@ -139,7 +139,7 @@ class Trainer:
             "resumed_from": {"stage": stage_index, "iteration": start} if (stage_index or start) else None,
             "empty_label_cases": cases.empty_labels,
             "casts": cases.casts,
-            **provenance(self.device),
+            **provenance(self.device, config.amp),
         })
         position = (stage_index, start)
         log = CsvLog(self.run_dir / "log.csv", keep=lambda row: _position(row) < position)
