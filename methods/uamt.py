@@ -40,11 +40,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import register
-from .base import Batch, Method, Options, StepContext
+from .base import Batch, DatasetInfo, Method, Options, StepContext
 from .ema import make_teacher, update_ema
 from .losses import consistency_weight, cross_entropy, dice_loss, sigmoid_rampup
 from .nets.vnet import VNet
+from .registry import register
 
 
 @dataclass
@@ -99,6 +99,7 @@ class UAMT(Method):
     name = "uamt"
     paper = ("Yu et al., Uncertainty-aware self-ensembling model for semi-supervised 3D left atrium segmentation, "
              "MICCAI 2019")
+    label = "UA-MT"
     Options = UAMTOptions
 
     def __init__(self, options: UAMTOptions, in_channels: int = 1, num_classes: int = 2, filters: int = 16) -> None:
@@ -107,7 +108,7 @@ class UAMT(Method):
         self.teacher = make_teacher(self.student)
 
     @classmethod
-    def run_defaults(cls, options: Options) -> dict[str, Any]:
+    def run_defaults(cls, options: Options, dataset: DatasetInfo) -> dict[str, Any]:
         return {"iterations": 6000, "labeled_bs": 2, "unlabeled_bs": 2}
 
     def segmenter(self) -> nn.Module:

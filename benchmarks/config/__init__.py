@@ -7,23 +7,25 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 import methods
-from methods.base import Method, Options
+from methods.base import DatasetInfo, Method, Options
 
 from ..errors import ConfigError
+from ..rundir import run_subdir
 from .coerce import from_dict, to_dict
+from .dataset import available_datasets, load_dataset
 from .schema import OPERATIONAL_KEYS, UNIFORM_ITERATIONS, RunConfig
 
 __all__ = [
     "RunConfig",
     "available_datasets",
     "config_hash",
+    "dataset_info",
     "load_config",
     "parse_sets",
     "resolve_options",
@@ -33,17 +35,9 @@ __all__ = [
 _RUN_KEYS = {f.name for f in dataclasses.fields(RunConfig)}
 
 
-def available_datasets() -> list[str]:
-    folder = resources.files(__package__) / "datasets"
-    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
-
-
-def dataset_defaults(name: str) -> dict[str, Any]:
-    """The YAML defaults of a built-in dataset protocol."""
-    if name not in available_datasets():
-        raise ConfigError(f"unknown dataset {name!r}; available: {', '.join(available_datasets())}")
-    text = (resources.files(__package__) / "datasets" / f"{name}.yaml").read_text()
-    return yaml.safe_load(text) or {}
+def dataset_info(config: RunConfig) -> DatasetInfo:
+    """What the run's method knows of its dataset (``config.dataset``: a built-in name or a dataset YAML)."""
+    return load_dataset(config.dataset).info()
 
 
 def parse_sets(pairs: Sequence[str]) -> dict[str, Any]:
@@ -66,10 +60,15 @@ def parse_sets(pairs: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def resolve_options(method_cls: type[Method], raw: Mapping[str, Any]) -> Options:
-    """Method options: preset bundles (e.g. ``variant``) first, then the explicitly given values."""
-    values: dict[str, Any] = {}
+def resolve_options(method_cls: type[Method], raw: Mapping[str, Any], dataset: DatasetInfo | None = None) -> Options:
+    """Method options: ``auto`` values resolved on ``dataset`` (:meth:`Method.auto_options`; default: an
+    ``other``-family dataset), preset bundles (e.g. ``variant``) next, then the explicitly given values."""
     defaults = method_cls.Options()
+    raw = dict(raw)
+    for key, value in method_cls.auto_options(dataset or DatasetInfo()).items():
+        if raw.get(key, getattr(defaults, key)) == "auto":
+            raw[key] = value
+    values: dict[str, Any] = {}
     for key, bundles in method_cls.presets.items():
         choice = raw.get(key, getattr(defaults, key))
         if choice not in bundles:
@@ -100,15 +99,15 @@ def load_config(
     user = _merge(user, dict(overrides or {}))
 
     merged = to_dict(RunConfig())
-    dataset = user.get("dataset", merged["dataset"])
-    merged = _merge(merged, dataset_defaults(dataset))
+    spec = load_dataset(user.get("dataset", merged["dataset"]))
+    merged = _merge(merged, spec.defaults())
     method_name = user.get("method", merged["method"])
     try:
         method_cls = methods.get_method(method_name)
     except methods.UnknownMethodError as exc:
         raise ConfigError(str(exc)) from None
-    options = resolve_options(method_cls, user.get("options", {}))
-    merged = _merge(merged, method_cls.run_defaults(options))
+    options = resolve_options(method_cls, user.get("options", {}), spec.info())
+    merged = _merge(merged, method_cls.run_defaults(options, spec.info()))
     merged = _merge(merged, user)
     if merged.get("budget") == "uniform" and "iterations" not in user:
         merged["iterations"] = UNIFORM_ITERATIONS
@@ -127,15 +126,15 @@ def config_hash(config: RunConfig) -> str:
 def run_dir_name(config: RunConfig) -> Path:
     """``<dataset>/<method>[-<preset>...]/labels<N>/seed<k>``, the default place of a run.
 
-    Every preset option of the method (``variant``, LeFeD's ``ablation``) that differs from its default
-    is appended to the method name, e.g. ``lefed-official`` or ``lefed-IL+DL``.
+    Every preset option of the method (e.g. ``variant``) that differs from its default on the run's dataset
+    is appended to the method name, e.g. ``<method>-official``.
     """
     cls = methods.get_method(config.method)
-    defaults = to_dict(cls.Options())
+    info = dataset_info(config)
+    defaults = to_dict(resolve_options(cls, {}, info))
     suffixes = [str(config.options.get(key)) for key in cls.presets if config.options.get(key) != defaults.get(key)]
     name = "-".join([config.method, *suffixes])
-    labels = config.labels.replace("%", "pct")
-    return Path(config.dataset) / name / f"labels{labels}" / f"seed{config.seed}"
+    return Path(run_subdir(info.name, name, config.labels.replace("%", "pct"), config.seed))
 
 
 def _validate(config: RunConfig) -> None:

@@ -23,9 +23,9 @@ import torch
 
 from ..errors import ConfigError, DataError
 from ..io import write_atomic
+from ..rundir import SNAPSHOTS
 from ..runtime import resolve_device, restore_method, run_config, training_status
 from ..train.data import load_split, load_test_cases
-from ..train.trainer import SNAPSHOTS
 
 
 def centre_window(volume: np.ndarray, window: tuple[int, int, int]) -> np.ndarray:

@@ -83,6 +83,15 @@ class Run:
     def path(self) -> str:
         return f"results/runs/{self.suite}/{self.dataset}/{self.key}/labels{self.labels}/seed{self.seed}"
 
+    def overrides(self) -> dict[str, Any]:
+        """The run's settings for :func:`~benchmarks.config.load_config` (what ``sslbench train`` is given)."""
+        from ..config import parse_sets
+
+        overrides = parse_sets(self.sets)
+        overrides.update(method=self.method, dataset=self.dataset, labels=self.labels, seed=self.seed,
+                         data_root=self.data_root)
+        return overrides
+
     def train_args(self) -> str:
         args = [f"--method {self.method}", f"--dataset {self.dataset}", f"--data-root {_quote(self.data_root)}",
                 f"--labels {self.labels}", f"--seed {self.seed}"]
@@ -272,16 +281,13 @@ def load_suite(name_or_path: str | Path, data_root: str = "data", skip_missing: 
 
 def _dedup(runs: list[Run]) -> tuple[list[Run], dict[str, str]]:
     """Runs whose configuration hash is equal are trained once (the first one in suite order)."""
-    from ..config import config_hash, load_config, parse_sets
+    from ..config import config_hash, load_config
 
     by_hash: dict[str, Run] = {}
     aliases: dict[str, str] = {}
     kept: list[Run] = []
     for run in runs:
-        overrides = parse_sets(run.sets)
-        overrides.update(method=run.method, dataset=run.dataset, labels=run.labels, seed=run.seed,
-                         data_root=run.data_root)
-        config, _ = load_config(overrides)
+        config, _ = load_config(run.overrides())
         digest = config_hash(config)
         if digest in by_hash:
             canonical = by_hash[digest]
