@@ -250,7 +250,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_figures)
 
     p = sub.add_parser("bench", help="training/evaluation speed, reference vs fast mode (benchmarks/README.md)")
-    p.add_argument("--method", nargs="+", help="methods to time (default: lefed vnet)")
+    p.add_argument("--method", nargs="+", help="methods to time (default: benchmarks/config/bench.yaml)")
     p.add_argument("--dataset", help="dataset protocol (default: synthetic)")
     p.add_argument("--data-root", dest="data_root", help="dataset root directory")
     p.add_argument("--modes", nargs="+", choices=("reference", "fast"), help="default: reference fast")
@@ -263,7 +263,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", choices=("off", "default", "reduce-overhead", "max-autotune"),
                    help="torch.compile mode of the fast mode (default: off)")
     p.add_argument("--no-learn", action="store_true", help="skip the Dice check (fast vs reference over seeds)")
-    p.add_argument("--learn-method", help="method of the Dice check (default: lefed)")
+    p.add_argument("--learn-method", help="method of the Dice check (default: benchmarks/config/bench.yaml)")
     p.add_argument("--learn-seeds", type=int, nargs="+", help="seeds of the Dice check (default: 1337 1338 1339)")
     p.add_argument("--learn-iterations", type=int, help="training iterations of the Dice check (default: 300)")
     p.add_argument("--quick", action="store_true", help="tiny settings, seconds on a CPU (tests)")

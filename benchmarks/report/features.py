@@ -1,4 +1,4 @@
-"""Decoder feature maps over training (Fig. 6, ``tables.md`` section 7, ``lefed.md`` section 8).
+"""Decoder feature maps over training (Fig. 6, ``tables.md`` section 7).
 
 The trainer keeps the weights at the iterations listed in ``snapshots`` (``<run>/snapshots/<stage>_<it>.pt``).
 ``sslbench features RUN_DIR --out FILE.npz`` restores each snapshot, runs :meth:`Method.feature_maps` on one
