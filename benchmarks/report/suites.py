@@ -72,7 +72,7 @@ class Run:
     data_root: str
     sets: list[str] = field(default_factory=list)
     uses: list[tuple[str, str]] = field(default_factory=list)  # (artifact, row key)
-    #: ``--dataset``: the dataset's name, or the path of its YAML.
+    #: The path of the dataset's YAML when the suite names it by path (``--dataset``); empty: ``dataset``.
     dataset_file: str = ""
 
     @property
