@@ -16,6 +16,8 @@ from methods.base import Method, Options
 from .config import RunConfig, load_config
 from .cpu_bf16 import bf16_kernel_context
 from .errors import ConfigError
+from .rundir import STATUS
+from .train.checkpoint import load_checkpoint
 
 
 def resolve_device(name: str) -> torch.device:
@@ -67,8 +69,6 @@ def run_config(run_dir: Path) -> tuple[RunConfig, Options]:
 def restore_method(config: RunConfig, options: Options, checkpoint: Path, device: torch.device) -> Method:
     """The run's method with the weights of ``checkpoint`` (validated against method and architecture),
     on ``device`` in eval mode."""
-    from .train.checkpoint import load_checkpoint
-
     state = load_checkpoint(checkpoint, config.method, architecture(config))
     method = build_method(config, options)
     method.load_state_dict(state["method_state"])
@@ -78,8 +78,6 @@ def restore_method(config: RunConfig, options: Options, checkpoint: Path, device
 def training_status(run_dir: Path) -> dict[str, Any]:
     """The training's ``status.json`` (``{"status": "completed" | "failed", ...}``); ``{}`` when absent (a run
     trained before it existed, or unfinished)."""
-    from .train.trainer import STATUS
-
     path = Path(run_dir) / STATUS
     try:
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from prepare.rawdata import make_msd
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -240,3 +241,28 @@ def test_paper_table_from_fake_results(tmp_path: Path) -> None:
     assert "80.00 ± 1.00 (90.00, Δ −10.00 ⚑)" in md and "LeFeD − BCP" in md
     assert {"table_V_passes.csv", "table_VI_lambda.csv"} <= {p.name for p in (tmp_path / "tables").iterdir()}
     assert "table_IV_ablation.csv" not in {p.name for p in (tmp_path / "tables").iterdir()}  # ablation on pancreas
+
+
+def test_nnunet_dataset_named_with_digits_runs_end_to_end(tmp_path: Path) -> None:
+    """`sslbench prepare nnunet` writes the dataset's YAML; a suite that names it trains, scores and tables two
+    methods through Snakemake (the dataset wildcard takes digits)."""
+    raw = make_msd(tmp_path / "raw", [f"case_{i:03d}" for i in range(10)], v2=True)
+    data = tmp_path / "data"
+    subprocess.run([str(BIN / "sslbench"), "prepare", "nnunet", "--raw", str(raw), "--out", str(data / "kits19"),
+                    "--name", "kits19", "--set", "margin=1", "--set", "minimum=4", "--no-progress"],
+                   check=True, env=_env(), capture_output=True)
+    assert yaml.safe_load((data / "kits19" / "dataset.yaml").read_text())["name"] == "kits19"
+    smoke = yaml.safe_load((REPO / "benchmarks/config/suites/smoke.yaml").read_text())
+    sets = [s for s in smoke["set"] if not s.startswith(("patch=", "eval.", "iterations=", "val_every=", "checkpoint_every="))]
+    spec = {"name": "kits", "demo": True, "datasets": [{"name": "{data_root}/kits19/dataset.yaml", "labels": [4]}],
+            "methods": ["vnet_lower", "uamt"], "rows": smoke["rows"], "seeds": [1337],
+            "set": [*sets, "patch=[16,16,16]", "eval.window=[16,16,16]", "eval.strides=[16,16,16]", "iterations=4",
+                    "val_every=2", "checkpoint_every=2"]}
+    (tmp_path / "kits.yaml").write_text(yaml.safe_dump(spec))
+    snakemake(tmp_path, "--config", "suite=kits.yaml", f"data_root={data}", "--", "results/tables/kits/tables.done")
+    table = pd.read_csv(tmp_path / "results/tables/kits/table_kits19.csv")
+    assert list(table.row_key.unique()) == ["vnet_lower", "uamt"] and (table.n_runs == 1).all()
+    assert table["mean"].notna().all()
+    run = tmp_path / "results/runs/kits/kits19/uamt/labels4/seed1337"
+    assert yaml.safe_load((run / "config.yaml").read_text())["dataset"] == str(data / "kits19" / "dataset.yaml")
+    assert "kits19 dataset" in (tmp_path / "results/tables/kits/table_kits19.md").read_text()
