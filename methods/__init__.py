@@ -37,7 +37,7 @@ def available_methods() -> list[str]:
     return sorted(_REGISTRY)
 
 
-from . import asenet, bcp, dtc, fussnet, lefed, mcnet_plus, sassnet, ssnet, uamt, vnet  # noqa: F401  (registers the built-in methods)
+from . import admt, asenet, bcp, caml, dtc, fussnet, lefed, mcnet_plus, sassnet, ssnet, uamt, vnet  # noqa: F401  (registers the built-in methods)
 
 __all__ = [
     "Batch",
