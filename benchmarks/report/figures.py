@@ -171,7 +171,7 @@ def fig_training_curves(suite: Suite, out: Path, root: Path) -> None:
 def fig_qualitative(suite: Suite, out: Path, root: Path) -> None:
     qual = suite.spec.get("qualitative", {})
     seed = suite.spec.get("seeds", [1337])[0]
-    rows_spec = [r for r in suite.spec["methods"] if r not in ("vnet_lower", "vnet_upper", "lefed_official")]
+    rows_spec = suite.qualitative_rows()
     panels: list[tuple[str, str, dict[str, Any]]] = []  # (dataset, case, {row: (pred, dice)})
     records = []
     for d in suite.datasets():

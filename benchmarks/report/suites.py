@@ -1,7 +1,7 @@
 """Benchmark suites: which runs make up the tables and figures (``benchmarks/config/suites/<name>.yaml``).
 
-A suite lists datasets (name, data root, label settings), the table rows (``methods``), seeds, the LeFeD
-ablation rows, the t and lambda sweeps, the encodings and per-suite ``--set`` overrides. :func:`expand`
+A suite lists datasets (name, data root, label settings), the table rows (``methods``; ``beyond``: rows of
+methods that came after the paper, shown apart from its rows), seeds, the LeFeD ablation rows, the t and lambda sweeps, the encodings and per-suite ``--set`` overrides. :func:`expand`
 turns it into the list of runs; runs with the same configuration hash (for example Table IV's ``full`` row
 and Table I's LeFeD cell) are trained once and shared. The Snakefile, ``sslbench tables`` and
 ``sslbench figures`` all use this module, so the runs behind a cell are the same everywhere.
@@ -40,6 +40,7 @@ ROW_LABELS = {
     "vnet_lower": "V-Net (labeled only)", "vnet_upper": "V-Net (all labeled)", "uamt": "UA-MT",
     "sassnet": "SASSNet", "dtc": "DTC", "asenet": "ASE-Net", "ssnet": "SS-Net", "mcnet_plus": "MC-Net+",
     "fussnet": "FUSSNet", "bcp": "BCP", "lefed": "LeFeD", "lefed_official": "LeFeD (official code)",
+    "admt": "AD-MT", "caml": "CAML",
 }
 ENCODING_LABELS = {"a_minus_b": "A − B", "b_minus_a": "B − A", "abs": "|A − B|", "entropy": "Entropy"}
 #: Dataset protocol -> (table number, file stem, title).
@@ -102,6 +103,15 @@ class Suite:
     @property
     def demo(self) -> bool:
         return bool(self.spec.get("demo", False))
+
+    @property
+    def beyond(self) -> list[str]:
+        """Rows beyond the paper: methods after it, tabled below its rows with their own published values."""
+        return list(self.spec.get("beyond", []))
+
+    def qualitative_rows(self) -> list[str]:
+        """Fig. 3's prediction columns: the semi-supervised rows of the paper, then the rows beyond it."""
+        return [r for r in self.spec["methods"] if r not in ("vnet_lower", "vnet_upper", "lefed_official")] + self.beyond
 
     def datasets(self) -> list[dict[str, Any]]:
         return [d for d in self.spec["datasets"] if d["name"] not in self.skipped]
@@ -219,7 +229,7 @@ def load_suite(name_or_path: str | Path, data_root: str = "data", skip_missing: 
     for d in spec["datasets"]:
         if d["name"] in skipped:
             continue
-        for row in spec["methods"]:
+        for row in spec["methods"] + spec.get("beyond", []):
             method, extra = row_method(row)
             for labels in (["all"] if row == "vnet_upper" else d["labels"]):
                 for seed in seeds:
