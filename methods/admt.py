@@ -33,7 +33,8 @@ unlabeled rows ``u_w`` (the harness's crops), ``t = ctx.iteration`` and the curr
 
 Recipe (:meth:`ADMT.run_defaults`): 15,000 iterations of 2 labeled + 2 unlabeled patches, SGD(0.01,
 momentum 0.9, wd 1e-4) with the **poly** schedule ``0.01 (1 - t / 15000)^0.9`` (``poly: True`` in both
-configs, lines 362-365); the test network is the student.
+configs, lines 362-365; ``--set schedule.name=step`` gives the suite's x0.1 / 2,500 convention); the test
+network is the student. ``period_max`` (an integer) replaces the recipe's, e.g. half an epoch.
 
 Official code versus the paper variant (``variant: official`` selects the former):
 

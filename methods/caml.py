@@ -24,7 +24,8 @@ softmax of branch k on all rows, ``e_k`` its 16-channel full-resolution feature 
   ``lambda_o = 0.05 r(floor((t + 1) / 150), R)`` (the official counter is incremented first).
 
 Recipe (:meth:`CAML.run_defaults`): 15,000 iterations of 2 labeled + 2 unlabeled patches, SGD(0.01,
-momentum 0.9, wd 1e-4) at a **constant** learning rate. Prediction: branch V (``predict_from: V``) or the
+momentum 0.9, wd 1e-4) at a **constant** learning rate (``--set schedule.name=step``: the suite's x0.1 /
+2,500 convention). Prediction: branch V (``predict_from: V``) or the
 mean of both branches' softmax (``mean``, ours; eval mode, so branch A runs without attention).
 
 Official code versus the paper variant (``variant: official`` selects the former):
