@@ -158,13 +158,11 @@ def sample_memory(slots: list[Slot], size: int, num_classes: int) -> list[Tensor
     return memory
 
 
-def correlations(u: Tensor, memory: Tensor, index: list[Tensor], temperature: float, l2: bool) -> Tensor | None:
-    """``softmax(u[i] M^T / T)`` stacked over the row sets ``index`` (``None`` when there is none).
+def correlations(u: Tensor, memory: Tensor, index: list[Tensor], temperature: float, l2: bool) -> Tensor:
+    """``softmax(u[i] M^T / T)`` stacked over the (non-empty list of) row sets ``index``.
 
     ``u``: ``(M, D)`` embeddings; ``memory``: ``(R, D)``; ``index``: per class, the rows to correlate.
     """
-    if not index:
-        return None
     if l2:
         u, memory = F.normalize(u, dim=1), F.normalize(memory, dim=1)
     return torch.cat([(u[i] @ memory.T / temperature).softmax(1) for i in index])
@@ -232,13 +230,13 @@ class CAML(Method):
             members = (label == c).nonzero().squeeze(1)
             if len(members) > 1:
                 index.append(members[conf[members].argsort(descending=True)[: o.num_filtered]])
+        if not index:
+            return p_v.new_zeros(()), 0
         keys = torch.cat(bank)
         u_v = net.prediction_v(net.projection_v(voxel_rows(e_v)[agree.reshape(-1)]))
         u_a = net.prediction_a(net.projection_a(voxel_rows(e_a)[agree.reshape(-1)]))
         c_v = correlations(u_v, keys, index, o.occ_temperature, o.feature_norm == "l2")
         c_a = correlations(u_a, keys, index, o.occ_temperature, o.feature_norm == "l2")
-        if c_v is None or c_a is None:
-            return p_v.new_zeros(()), 0
         if o.detach_occ_target:
             c_a = c_a.detach()
         return (-c_a * torch.log(c_v + 1e-8)).sum(1).mean(), len(c_v)

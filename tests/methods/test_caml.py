@@ -96,7 +96,6 @@ def test_correlations_by_hand() -> None:
     assert torch.allclose(c, logits.softmax(1))
     cosine = caml.correlations(u, memory, [torch.tensor([2])], 0.1, True)
     assert torch.allclose(cosine, torch.tensor([[1.0, 1.0]]) / 2)
-    assert caml.correlations(u, memory, [], 0.1, False) is None
 
 
 def test_training_step_combines_the_terms_with_the_rampup_of_the_released_runs() -> None:
@@ -131,3 +130,15 @@ def test_prediction_from_branch_v_or_the_mean_probability() -> None:
         assert torch.equal(method.predict(x), out.logits_v)
         mean = (out.logits_v.softmax(1) + out.logits_a.softmax(1)) / 2
         assert torch.allclose(averaged.predict(x).softmax(1), mean, atol=1e-6)
+
+
+def test_occ_is_zero_without_two_agreeing_voxels_of_a_class_or_without_memory() -> None:
+    method = make().train()
+    e = torch.randn(1, 4, 2, 1, 1)
+    p_v = torch.tensor([[0.9, 0.1], [0.2, 0.8]]).T.reshape(1, 2, 2, 1, 1)
+    p_a = torch.tensor([[0.9, 0.1], [0.7, 0.3]]).T.reshape(1, 2, 2, 1, 1)  # the branches agree on voxel 0 only
+    memory = [torch.randn(8, 32), torch.randn(8, 32)]
+    for p in (p_a, p_v):  # one agreeing voxel; or two, one per class
+        occ, rows = method.omni_correlation(e, e, p_v, p, memory)
+        assert rows == 0 and occ.item() == 0
+    assert method.omni_correlation(e, e, p_v, p_v, [None, None])[1] == 0
