@@ -11,7 +11,7 @@ from pathlib import Path
 
 import methods
 
-from .config import config_hash, load_config, parse_sets, run_dir_name
+from .config import available_datasets, config_hash, load_config, parse_sets, run_dir_name
 from .errors import SSLBenchError
 
 DEFAULT_RUNS = Path("results/runs")
@@ -54,8 +54,32 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_prepare(args: argparse.Namespace) -> int:
     from .prepare import prepare_dataset
 
-    summary = prepare_dataset(args.dataset, args.raw, args.out, args.set or [], None if args.progress else False)
+    summary = prepare_dataset(args.dataset, args.raw, args.out, args.set or [], None if args.progress else False,
+                              args.name)
     print(f"{args.dataset}: {len(summary.written)} case(s) written, {len(summary.kept)} up to date -> {summary.root}")
+    if summary.dataset_file:
+        print(f"dataset file {summary.dataset_file}: train with --dataset {summary.dataset_file}, or name it in a "
+              "suite's datasets")
+    return 0
+
+
+def cmd_pack(args: argparse.Namespace) -> int:
+    from .data.pack import pack_dataset
+
+    part_size = None if args.part_size is None else int(args.part_size * 2**20)
+    s = pack_dataset(args.root, args.out, layout=args.layout, cases=args.cases, part_size=part_size,
+                     jobs=args.jobs, progress=None if args.progress else False)
+    skipped = f"; skipped (over 1 MiB): {', '.join(s.skipped)}" if s.skipped else ""
+    print(f"{s.layout}: {s.cases} case(s), {s.files} file(s), {s.source_bytes / 2**20:.1f} MiB -> {s.path}: "
+          f"{len(s.part_sizes)} part(s), {s.size / 2**20:.1f} MiB{skipped}")
+    return 0
+
+
+def cmd_unpack(args: argparse.Namespace) -> int:
+    from .data.pack import unpack_dataset
+
+    s = unpack_dataset(args.pack, args.out, jobs=args.jobs, progress=None if args.progress else False)
+    print(f"{s.cases} case(s), {s.files} file(s) verified -> {s.root}")
     return 0
 
 
@@ -183,12 +207,32 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--raw", required=True, help="folder of the downloaded raw data")
     p.add_argument("--out", required=True, help="dataset root to write (cases, lists, manifest.json)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="recipe option, e.g. margins=random")
+    p.add_argument("--name", help="nnunet: the dataset's name in its dataset.yaml (default: the --out folder's name)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.set_defaults(func=cmd_prepare)
 
+    p = sub.add_parser("pack", help="pack a dataset root into a lossless, checksummed archive (parts of <= N MiB)")
+    p.add_argument("root", help="dataset root (case files and split lists)")
+    p.add_argument("--out", required=True, help="pack folder to write (manifest.json, part-NNNN.bin)")
+    p.add_argument("--layout", help="la, pancreas_mcnet, pancreas_coranet or prepared (default: detected)")
+    p.add_argument("--cases", nargs="+", metavar="ID", help="pack only these cases; the lists keep only them")
+    p.add_argument("--part-size", dest="part_size", type=float, metavar="MIB",
+                   help="largest part in MiB (default: one part)")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes (default: %(default)s)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.set_defaults(func=cmd_pack)
+
+    p = sub.add_parser("unpack", help="rebuild a dataset root from a pack, verifying every part and array")
+    p.add_argument("pack", help="pack folder written by `sslbench pack`")
+    p.add_argument("--out", required=True, help="dataset root to write")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes (default: %(default)s)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.set_defaults(func=cmd_unpack)
+
     def run_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--method", help="registered method name (default: vnet)")
-        p.add_argument("--dataset", help="dataset protocol: synthetic, la, pancreas_mcnet, pancreas_coranet, lung")
+        p.add_argument("--dataset", help=f"a built-in dataset ({', '.join(available_datasets())}) or the path of a "
+                                          "dataset YAML (e.g. written by `sslbench prepare nnunet`)")
         p.add_argument("--labels", help="labeled cases: a count (8), a percentage (10%%) or all")
         p.add_argument("--seed", type=int, help="run seed (default: 1337)")
         p.add_argument("--data-root", dest="data_root", help="dataset root directory")
@@ -250,7 +294,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_figures)
 
     p = sub.add_parser("bench", help="training/evaluation speed, reference vs fast mode (benchmarks/README.md)")
-    p.add_argument("--method", nargs="+", help="methods to time (default: lefed vnet)")
+    p.add_argument("--method", nargs="+", help="methods to time (default: benchmarks/config/bench.yaml)")
     p.add_argument("--dataset", help="dataset protocol (default: synthetic)")
     p.add_argument("--data-root", dest="data_root", help="dataset root directory")
     p.add_argument("--modes", nargs="+", choices=("reference", "fast"), help="default: reference fast")
@@ -263,7 +307,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", choices=("off", "default", "reduce-overhead", "max-autotune"),
                    help="torch.compile mode of the fast mode (default: off)")
     p.add_argument("--no-learn", action="store_true", help="skip the Dice check (fast vs reference over seeds)")
-    p.add_argument("--learn-method", help="method of the Dice check (default: lefed)")
+    p.add_argument("--learn-method", help="method of the Dice check (default: benchmarks/config/bench.yaml)")
     p.add_argument("--learn-seeds", type=int, nargs="+", help="seeds of the Dice check (default: 1337 1338 1339)")
     p.add_argument("--learn-iterations", type=int, help="training iterations of the Dice check (default: 300)")
     p.add_argument("--quick", action="store_true", help="tiny settings, seconds on a CPU (tests)")

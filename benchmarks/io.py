@@ -1,11 +1,11 @@
-"""Atomic file writes: a crash or kill never leaves a half-written file behind."""
+"""Atomic file writes: a crash or kill never leaves a half-written file behind (nor half of a set of files)."""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -31,22 +31,59 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     path = Path(path)
     tmp: str | None = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
-        os.close(fd)
-        yield Path(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with _storage_errors(path):
+            tmp = _temp_beside(path)
+            yield Path(tmp)
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_files(writes: Mapping[Path, Callable[[BinaryIO], None]]) -> None:
+    """Write files that belong together (a figure's PNG, PDF and CSV): each ``write`` fills a binary file object.
+
+    Every file is written to its temporary file and synced before the first one replaces its target, so an error
+    or a kill while writing leaves all the previous versions (errors as in :func:`atomic_path`).
+    """
+    temps: dict[Path, str] = {}
+    try:
+        for path, write in writes.items():
+            with _storage_errors(path):
+                temps[path] = _temp_beside(path)
+                with open(temps[path], "wb") as f:
+                    write(f)
+                    f.flush()
+                    os.fsync(f.fileno())
+        for path, tmp in temps.items():
+            with _storage_errors(path):
+                os.replace(tmp, path)
+    finally:
+        for tmp in temps.values():
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+def _temp_beside(path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    os.close(fd)
+    return tmp
+
+
+@contextmanager
+def _storage_errors(path: Path) -> Iterator[None]:
+    """An ``OSError`` while writing ``path`` becomes a :class:`StorageError` naming it."""
+    try:
+        yield
     except StorageError:
         raise
     except OSError as exc:
         error = StorageError(f"could not write {path}: {exc.strerror or exc}; its previous content (if any) is kept")
         error.errno = exc.errno
         raise error from exc
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def remove_temp_files(folder: str | os.PathLike[str]) -> list[Path]:
@@ -59,8 +96,7 @@ def remove_temp_files(folder: str | os.PathLike[str]) -> list[Path]:
 
 def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> None:
     """Call ``write`` on a binary file object that becomes ``path`` only when it returns."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        write(f)
+    write_files({Path(path): write})
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:

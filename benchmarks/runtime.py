@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 import methods
 from methods.base import Method, Options
 
 from .config import RunConfig, load_config
+from .cpu_bf16 import bf16_kernel_context
 from .errors import ConfigError
+from .rundir import STATUS
+from .train.checkpoint import load_checkpoint
 
 
 def resolve_device(name: str) -> torch.device:
@@ -29,6 +33,21 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+_AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@contextmanager
+def autocast(amp: str, device: torch.device | str) -> Iterator[None]:
+    """The precision context of ``amp`` (the run's key): autocast to bf16 / fp16 on ``device``, or nothing
+    under ``off``. bf16 on a CPU whose oneDNN convolutions fail their self-check also runs PyTorch's native
+    convolution kernels inside (:mod:`benchmarks.cpu_bf16`); backward passes taken inside are covered too."""
+    if amp == "off":
+        yield
+        return
+    with bf16_kernel_context(amp, device), torch.autocast(torch.device(device).type, dtype=_AMP_DTYPES[amp]):
+        yield
+
+
 def build_method(config: RunConfig, options: Options) -> Method:
     cls = methods.get_method(config.method)
     return cls(options, in_channels=config.in_channels, num_classes=config.num_classes, filters=config.filters)
@@ -41,18 +60,15 @@ def architecture(config: RunConfig) -> dict[str, Any]:
 
 
 def run_config(run_dir: Path) -> tuple[RunConfig, Options]:
-    """The configuration recorded in ``run_dir/config.yaml``."""
-    record = Path(run_dir) / "config.yaml"
-    if not record.is_file():
-        raise ConfigError(f"{run_dir} is not a run directory: {record.name} is missing")
-    return load_config(yaml.safe_load(record.read_text()))
+    """The configuration recorded in ``run_dir/config.yaml`` (migrated to the current schema)."""
+    from .config.record import read_record
+
+    return load_config(read_record(Path(run_dir)).settings)
 
 
 def restore_method(config: RunConfig, options: Options, checkpoint: Path, device: torch.device) -> Method:
     """The run's method with the weights of ``checkpoint`` (validated against method and architecture),
     on ``device`` in eval mode."""
-    from .train.checkpoint import load_checkpoint
-
     state = load_checkpoint(checkpoint, config.method, architecture(config))
     method = build_method(config, options)
     method.load_state_dict(state["method_state"])
@@ -62,8 +78,6 @@ def restore_method(config: RunConfig, options: Options, checkpoint: Path, device
 def training_status(run_dir: Path) -> dict[str, Any]:
     """The training's ``status.json`` (``{"status": "completed" | "failed", ...}``); ``{}`` when absent (a run
     trained before it existed, or unfinished)."""
-    from .train.trainer import STATUS
-
     path = Path(run_dir) / STATUS
     try:
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}

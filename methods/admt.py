@@ -29,7 +29,10 @@ unlabeled rows ``u_w`` (the harness's crops), ``t = ctx.iteration`` and the curr
    ``min(1 - 1 / (floor(t / 2) - 39), 0.99)``, on parameters and BN buffers (lines 40-53, 351-358); then the
    alternation counter advances and, after a period drawn from ``U{1, ..., period_max}``, the other teacher
    becomes current (``code/train_utils.py`` lines 12-60); ``period_max`` is 19 on LA and 14 on pancreas
-   (``cfgs/config_3d_la_aut.yml``, ``cfgs/config_3d_pan_aut.yml``), ``recipe: la | pancreas``.
+   (``cfgs/config_3d_la_aut.yml``, ``cfgs/config_3d_pan_aut.yml``), ``recipe: la | pancreas``; ``auto``, the
+   default, is resolved from the dataset's protocol family (:class:`~methods.base.DatasetInfo`): ``la`` on LA,
+   ``pancreas`` on both pancreas protocols and on lung, ``la`` on other datasets (ours); the resolved recipe
+   is what ``config.yaml`` records.
 
 Recipe (:meth:`ADMT.run_defaults`): 15,000 iterations of 2 labeled + 2 unlabeled patches, SGD(0.01,
 momentum 0.9, wd 1e-4) with the **poly** schedule ``0.01 (1 - t / 15000)^0.9`` (``poly: True`` in both
@@ -85,15 +88,28 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
-from . import register
-from .base import Batch, Method, Options, StepContext
+from .base import (
+    Batch,
+    DatasetInfo,
+    Fraction,
+    Method,
+    NonNegative,
+    NonNegativeInt,
+    Options,
+    Positive,
+    PositiveInt,
+    StepContext,
+)
 from .ema import average_buffers, make_teacher, update_ema
 from .losses import consistency_weight, cross_entropy, dice_loss
 from .nets.vnet import VNet
 from .region_losses import cross_entropy_map, region_mean
+from .registry import register
 
 #: ``alt_param_updating_period_iters`` per recipe (``cfgs/config_3d_{la,pan}_aut.yml``).
 PERIOD_MAX = {"la": 19, "pancreas": 14}
+#: ``recipe: auto`` per protocol family (lung and other datasets: ours).
+AUTO_RECIPE = {"la": "la", "pancreas": "pancreas", "lung": "pancreas", "other": "la"}
 PRESETS = {"variant": {"paper": {"student_view_alignment": "aligned"},
                        "official": {"student_view_alignment": "unaligned"}}}
 
@@ -105,31 +121,24 @@ class ADMTOptions(Options):
     the ``floor(t / 2)`` below which the current teacher copies the student."""
 
     variant: Literal["paper", "official"] = "paper"
-    recipe: Literal["la", "pancreas"] = "la"
-    period_max: int | None = None
+    recipe: Literal["auto", "la", "pancreas"] = "auto"
+    period_max: PositiveInt | None = None
     student_view_alignment: Literal["aligned", "unaligned"] = "aligned"
     ensemble: Literal["entropy_weighted", "mean"] = "entropy_weighted"
     ccm_loss_form: Literal["pooled", "split"] = "pooled"
-    conflict_weight: float = 1.0
-    unsup_threshold: float = 0.8
-    consistency: float = 2.0
-    consistency_rampup: float = 40.0
-    ema_decay: float = 0.99
-    ema_warmup: int = 40
+    conflict_weight: NonNegative = 1.0
+    unsup_threshold: Fraction = 0.8
+    consistency: NonNegative = 2.0
+    consistency_rampup: NonNegative = 40.0
+    ema_decay: Fraction = 0.99
+    ema_warmup: NonNegativeInt = 40
     ema_buffers: bool = True
     teacher_init: Literal["independent", "copy_student"] = "independent"
     teacher_mode: Literal["current_train", "both_eval"] = "current_train"
-    cutmix_prob: float = 1.0
-    cutmix_beta: float = 4.0
-    colour_prob: float = 0.8
-    noise_prob: float = 0.2
-
-    def __post_init__(self) -> None:
-        if self.period_max is not None and self.period_max < 1:
-            raise ValueError(f"invalid value {self.period_max!r} for 'period_max'; expected an integer >= 1")
-        for key in ("cutmix_prob", "colour_prob", "noise_prob", "ema_decay"):
-            if not 0 <= getattr(self, key) <= 1:
-                raise ValueError(f"invalid value {getattr(self, key)!r} for {key!r}; expected a number in [0, 1]")
+    cutmix_prob: Fraction = 1.0
+    cutmix_beta: Positive = 4.0
+    colour_prob: Fraction = 0.8
+    noise_prob: Fraction = 0.2
 
     @property
     def longest_period(self) -> int:
@@ -220,6 +229,7 @@ def multiclass_dice_loss(prob: Tensor, target: Tensor) -> Tensor:
 class ADMT(Method):
     name = "admt"
     paper = "Zhao et al., Alternate diverse teaching for semi-supervised medical image segmentation, ECCV 2024"
+    label = "AD-MT"
     Options = ADMTOptions
     presets: ClassVar[dict[str, dict[Any, dict[str, Any]]]] = PRESETS
     options: ADMTOptions
@@ -229,6 +239,8 @@ class ADMT(Method):
 
     def __init__(self, options: ADMTOptions, in_channels: int = 1, num_classes: int = 2, filters: int = 16) -> None:
         super().__init__(options, in_channels, num_classes, filters)
+        if options.recipe == "auto":
+            raise ValueError("admt: recipe 'auto' is resolved from the dataset when the run is configured")
         self.student = VNet(in_channels, num_classes, filters, dropout=True)
         if options.teacher_init == "copy_student":
             self.teacher1, self.teacher2 = make_teacher(self.student), make_teacher(self.student)
@@ -240,7 +252,11 @@ class ADMT(Method):
         self.register_buffer("period", torch.ones((), dtype=torch.long))
 
     @classmethod
-    def run_defaults(cls, options: Options) -> dict[str, Any]:
+    def auto_options(cls, dataset: DatasetInfo) -> dict[str, Any]:
+        return {"recipe": AUTO_RECIPE[dataset.family]}
+
+    @classmethod
+    def run_defaults(cls, options: Options, dataset: DatasetInfo) -> dict[str, Any]:
         return {"iterations": 15000, "labeled_bs": 2, "unlabeled_bs": 2,
                 "optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4},
                 "schedule": {"name": "poly", "power": 0.9}}
@@ -260,7 +276,7 @@ class ADMT(Method):
         self.counter.zero_()
         self._draw_period()
 
-    def training_step(self, ctx: StepContext, batch: Batch) -> dict[str, Tensor]:
+    def training_step(self, ctx: StepContext, batch: Batch) -> None:
         o, n = self.options, batch.labeled_bs
         u_w = batch.unlabeled
         if not len(u_w):
@@ -268,7 +284,7 @@ class ADMT(Method):
         current, other = self.teachers()
         current.train(o.teacher_mode == "current_train")
         other.eval()
-        with torch.no_grad(), ctx.autocast():
+        with torch.no_grad():
             p1, p2 = self.teacher1(u_w).float().softmax(1), self.teacher2(u_w).float().softmax(1)
         conf, label = ensemble(p1, p2, o.ensemble).max(1)
         conflict = p1.argmax(1) != p2.argmax(1)
@@ -280,8 +296,7 @@ class ADMT(Method):
             u_s, label, conf, conflict = (mix.apply(v) for v in (u_w, label, conf, conflict))
         else:
             u_s = u_w
-        with ctx.autocast():
-            logits = self.student(torch.cat([batch.labeled, u_w, u_s])).float()
+        logits = self.student(torch.cat([batch.labeled, u_w, u_s])).float()
         m = len(u_w)
         logits_l, logits_s = logits[:n], logits[n + m :]
         with torch.no_grad():
@@ -300,11 +315,9 @@ class ADMT(Method):
                      + o.conflict_weight * region_mean(ce_u, confident * conflict))
         weight = consistency_weight(ctx.iteration, o.consistency, o.consistency_rampup)
         loss = (ce + dice) / 2 + weight * unsup
-        terms = {"loss": loss, "ce": ce, "dice": dice, "unsup": unsup}
-        ctx.step(loss, terms=terms)
-        info = {"unsup_weight": torch.tensor(weight), "confident": confident.mean(),
-                "conflict": conflict.float().mean(), "teacher": self.current.float()}
-        return {**{k: v.detach() for k, v in terms.items()}, **{k: v.detach().clone() for k, v in info.items()}}
+        ctx.step(loss, terms={"loss": loss, "ce": ce, "dice": dice, "unsup": unsup})
+        ctx.log({"unsup_weight": torch.tensor(weight), "confident": confident.mean(),
+                 "conflict": conflict.float().mean(), "teacher": self.current.float()})
 
     def after_step(self, ctx: StepContext) -> None:
         """EMA of the current teacher, then the alternation."""

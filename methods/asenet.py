@@ -64,13 +64,25 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import register
-from .base import Batch, Method, OptimizerSpec, Options, StepContext
+from .base import (
+    Batch,
+    DatasetInfo,
+    Fraction,
+    Method,
+    NonNegative,
+    OptimizerSpec,
+    Options,
+    Positive,
+    Probability,
+    StepContext,
+)
 from .ema import make_teacher, update_ema
+from .helpers import add_clipped_noise, eval_mode, frozen
 from .losses import consistency_weight, cross_entropy, dice_loss
 from .nets.asenet_discriminators import ImageDiscriminator, PixelDiscriminator
 from .nets.dynamic import DynamicVNet, DyVariant
 from .nets.vnet import VNet
+from .registry import register
 
 
 @dataclass
@@ -84,13 +96,13 @@ class ASENetOptions(Options):
     head: Literal["softmax", "sigmoid"] = "softmax"
     consistency_discriminator: Literal["pixel", "image"] = "pixel"
     dice_grad: bool = True
-    lambda_max: float = 1.0
-    rampup: float = 40.0
-    ema_decay: float = 0.99
-    noise_std: float = 0.1
-    noise_clip: float = 0.2
-    d_lr: float = 1e-3
-    betas: tuple[float, float] = (0.9, 0.99)
+    lambda_max: NonNegative = 1.0
+    rampup: NonNegative = 40.0
+    ema_decay: Fraction = 0.99
+    noise_std: NonNegative = 0.1
+    noise_clip: NonNegative = 0.2
+    d_lr: Positive = 1e-3
+    betas: tuple[Probability, Probability] = (0.9, 0.99)
     predict_with: Literal["student", "teacher"] = "student"
 
 
@@ -130,6 +142,7 @@ def three_way_consistency(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
 class ASENet(Method):
     name = "asenet"
     paper = "Lei et al., Adversarial consistency learning and dynamic convolution network, IEEE TMI 2022"
+    label = "ASE-Net"
     Options = ASENetOptions
     presets: ClassVar[Mapping[str, Mapping[str, Mapping[str, Any]]]] = {"variant": VARIANTS}
     options: ASENetOptions
@@ -149,7 +162,7 @@ class ASENet(Method):
         self.d_pert = PixelDiscriminator(1, in_channels) if pixel else ImageDiscriminator(1, in_channels)
 
     @classmethod
-    def run_defaults(cls, options: Options) -> dict[str, Any]:
+    def run_defaults(cls, options: Options, dataset: DatasetInfo) -> dict[str, Any]:
         assert isinstance(options, ASENetOptions)
         per_stream = 1 if options.variant == "official" else 2
         return {"iterations": 6000, "labeled_bs": per_stream, "unlabeled_bs": per_stream,
@@ -170,51 +183,49 @@ class ASENet(Method):
     def segmenter(self) -> nn.Module:
         return self.student
 
-    def training_step(self, ctx: StepContext, batch: Batch) -> dict[str, Tensor]:
+    def training_step(self, ctx: StepContext, batch: Batch) -> None:
         o, n = self.options, batch.labeled_bs
-        x, x_l, x_u, y = batch.image, batch.labeled, batch.unlabeled, batch.label
-        noisy = x_u + torch.clamp(torch.randn_like(x_u) * o.noise_std, -o.noise_clip, o.noise_clip)
+        x, x_l, x_u = batch.image, batch.labeled, batch.unlabeled
+        noisy = add_clipped_noise(x_u, o.noise_std, o.noise_clip)
 
         # Step 1: the discriminators learn from detached predictions.
-        self.student.eval()
-        with torch.no_grad(), ctx.autocast():
+        with torch.no_grad(), eval_mode(self.student):
             p_student = foreground(self.student(x))
             p_noisy = foreground(self.student(noisy))
             p_teacher = foreground(self.teacher(x_u))
-        self.student.train()
-        d_terms = {}
         for name, d, real, fake in (("d_img", self.d_img, (p_student[:n], x_l), (p_student[n:], x_u)),
                                     ("d_pert", self.d_pert, (p_teacher, x_u), (p_noisy, x_u))):
             d.train()
-            with ctx.autocast():
-                d_loss = 0.5 * (adversarial_loss(d(*real), True) + adversarial_loss(d(*fake), False))
+            d_loss = 0.5 * (adversarial_loss(d(*real), True) + adversarial_loss(d(*fake), False))
             ctx.step(d_loss, optimizer=name, terms={name: d_loss})
-            d_terms[name] = d_loss.detach()
 
         # Step 2: the student, through frozen eval-mode discriminators.
-        for d in (self.d_img, self.d_pert):
-            d.eval().requires_grad_(False)
-        with ctx.autocast():
-            out = self.student(x)
-            out_noisy = self.student(noisy)
-            with torch.no_grad():
-                out_teacher = self.teacher(noisy)
-            adv_img = adversarial_loss(self.d_img(foreground(out[n:]), x_u), True)
-            adv_pert = adversarial_loss(self.d_pert(foreground(out_noisy), x_u), True)
+        self.d_img.eval()
+        self.d_pert.eval()
+        with frozen(self.d_img), frozen(self.d_pert):
+            self._student_step(ctx, batch, noisy, p_student[:n])
+
+    def _student_step(self, ctx: StepContext, batch: Batch, noisy: Tensor, p_labeled: Tensor) -> None:
+        """Step 2 on the batch, its perturbed unlabeled rows and step 1's no-gradient labeled prediction."""
+        o, n, x, x_u, y = self.options, batch.labeled_bs, batch.image, batch.unlabeled, batch.label
+        out = self.student(x)
+        out_noisy = self.student(noisy)
+        with torch.no_grad():
+            out_teacher = self.teacher(noisy)
+        adv_img = adversarial_loss(self.d_img(foreground(out[n:]), x_u), True)
+        adv_pert = adversarial_loss(self.d_pert(foreground(out_noisy), x_u), True)
         logits_l = out[:n].float()
         if logits_l.shape[1] == 1:
             ce = F.binary_cross_entropy_with_logits(logits_l[:, 0], y.float())
         else:
             ce = cross_entropy(logits_l, y)
-        dice = dice_loss((foreground(logits_l) if o.dice_grad else p_student[:n])[:, 0], y)
+        dice = dice_loss((foreground(logits_l) if o.dice_grad else p_labeled)[:, 0], y)
         pcons = three_way_consistency(out[n:], out_noisy, out_teacher)
         weight = consistency_weight(ctx.iteration, o.lambda_max, o.rampup)
         loss = 0.5 * (ce + dice) + weight * (0.5 * (adv_img + adv_pert) + pcons)
-        terms = {"loss": loss, "ce": ce, "dice": dice, "pcons": pcons, "adv_img": adv_img, "adv_pert": adv_pert}
-        ctx.step(loss, terms=terms)
-        for d in (self.d_img, self.d_pert):
-            d.requires_grad_(True)
-        return {**{k: v.detach() for k, v in terms.items()}, **d_terms, "weight": torch.tensor(weight)}
+        ctx.step(loss, terms={"loss": loss, "ce": ce, "dice": dice, "pcons": pcons, "adv_img": adv_img,
+                              "adv_pert": adv_pert})
+        ctx.log({"weight": torch.tensor(weight)})
 
     def after_step(self, ctx: StepContext) -> None:
         update_ema(self.teacher, self.student, self.options.ema_decay, ctx.iteration)

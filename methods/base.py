@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Annotated, Any, ClassVar, Literal, Protocol
 
 import numpy as np
 import torch
@@ -74,8 +73,26 @@ class Stage:
 
 
 @dataclass(frozen=True)
+class DatasetInfo:
+    """What a method may know of the dataset it trains on, from the dataset's YAML
+    (``benchmarks/config/datasets/<name>.yaml``), as nnU-Net's trainer knows its dataset's plans.
+
+    ``family``: the protocol family whose official recipe applies: ``la`` (MRI left atrium), ``pancreas``
+    (CT pancreas, either protocol), ``lung`` (CT lung tumour) or ``other`` (synthetic data, new datasets);
+    ``spacing``: the layout's default voxel size in mm (X, Y, Z); ``patch``: the dataset's training patch
+    (X, Y, Z) in voxels.
+    """
+
+    name: str = "synthetic"
+    family: Literal["la", "pancreas", "lung", "other"] = "other"
+    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    patch: tuple[int, int, int] = (112, 112, 80)
+
+
+@dataclass(frozen=True)
 class RunInfo:
-    """What :meth:`Method.stages` may plan with: split sizes and the run's budget (``README.md`` of the specs).
+    """What :meth:`Method.stages` may plan with: split sizes, the run's budget (``README.md`` of the specs)
+    and the dataset.
 
     ``n_labeled`` / ``n_unlabeled``: training cases (held-out validation cases excluded); ``iterations``:
     the run's ``iterations``; ``budget``: ``official`` or ``uniform``.
@@ -85,6 +102,7 @@ class RunInfo:
     n_unlabeled: int
     iterations: int
     budget: str = "official"
+    dataset: DatasetInfo = DatasetInfo()
 
 
 @dataclass(frozen=True)
@@ -116,7 +134,13 @@ class OptimizerSpec:
 
 
 class StepContext(Protocol):
-    """What the harness offers a method inside :meth:`Method.training_step`."""
+    """What the harness offers a method inside :meth:`Method.training_step`.
+
+    The harness runs ``training_step`` inside the run's precision context (autocast under ``amp: bf16`` /
+    ``fp16``; forward passes need no context of their own, losses are computed on ``.float()`` logits), takes
+    the optimiser steps and logs the terms: every value is detached and kept on the device, and after the
+    iteration all of them are checked for NaN/inf and copied to the CPU at once.
+    """
 
     iteration: int
     """Outer iterations completed in the current stage before this one (``t`` in the specs)."""
@@ -125,23 +149,66 @@ class StepContext(Protocol):
     device: torch.device
     data: TrainingData
 
-    def autocast(self) -> AbstractContextManager[Any]:
-        """Mixed-precision context for forward passes (a no-op when AMP is off)."""
-
     def step(self, loss: Tensor, optimizer: str = "main", terms: Mapping[str, Tensor] | None = None) -> None:
-        """Zero the optimiser's gradients, back-propagate ``loss`` and take one optimiser step.
+        """Zero the optimiser's gradients, back-propagate ``loss`` (outside autocast) and take one optimiser
+        step; ``terms`` (the loss's parts, scalars) are logged as by :meth:`log`. A non-finite ``loss`` or
+        term stops the run after the iteration, before anything is saved."""
 
-        ``terms`` (the loss's parts) are checked for NaN/inf first; a non-finite term stops the run.
-        """
+    def log(self, terms: Mapping[str, Tensor]) -> None:
+        """Log scalar ``terms`` of this iteration (``log.csv``); a name logged more than once in an iteration
+        (e.g. per pass) is logged as the mean of its values."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """Allowed values of a numeric option, declared with its type: ``Annotated[float, Range(0, 1)]``.
+
+    ``low <= value <= high`` (``<`` at an ``open_*`` end; ``None``: unbounded). Where configuration values
+    become options (``benchmarks.config``), every float must also be finite and a value outside its range is
+    an error naming the option.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    open_high: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        above = self.low is None or (value > self.low if self.open_low else value >= self.low)
+        below = self.high is None or (value < self.high if self.open_high else value <= self.high)
+        return above and below  # False for NaN
+
+    def describe(self, integer: bool) -> str:
+        """``a positive integer``, ``a non-negative number``, ``a number in [0, 1)``..."""
+        kind = "integer" if integer else "number"
+        positive = self.low == 0 and self.open_low or integer and self.low == 1 and not self.open_low
+        if self.high is None and (positive or self.low == 0):
+            return f"a {'positive' if positive else 'non-negative'} {kind}"
+        if self.high is None:
+            return f"{'an' if integer else 'a'} {kind} {'>' if self.open_low else '>='} {self.low:g}"
+        low = "(-inf" if self.low is None else f"{'(' if self.open_low else '['}{self.low:g}"
+        return f"a {kind} in {low}, {self.high:g}{')' if self.open_high else ']'}"
+
+
+#: Shorthands of the common option ranges.
+NonNegative = Annotated[float, Range(0)]
+Positive = Annotated[float, Range(0, open_low=True)]
+Fraction = Annotated[float, Range(0, 1)]
+Probability = Annotated[float, Range(0, 1, open_high=True)]
+PositiveInt = Annotated[int, Range(1)]
+NonNegativeInt = Annotated[int, Range(0)]
 
 
 @dataclass
 class Options:
-    """Base of every method's options; subclasses add typed fields with defaults."""
+    """Base of every method's options; subclasses add typed fields with defaults.
+
+    Every numeric field declares its allowed values (:class:`Range`, e.g. ``lambda_: NonNegative = 1e-3``).
+    """
 
 
 class Method(nn.Module):
-    """Base class of every method. Subclasses set ``name``, ``paper``, ``Options`` and implement
+    """Base class of every method. Subclasses set ``name``, ``paper``, ``label``, ``Options`` and implement
     :meth:`training_step` and :meth:`segmenter`.
 
     State kept across iterations (teachers, memories, pseudo-labels) must be in the ``state_dict``
@@ -150,6 +217,8 @@ class Method(nn.Module):
 
     name: ClassVar[str]
     paper: ClassVar[str]
+    #: Display name in tables and figures (e.g. ``UA-MT``), beside the citation ``paper``.
+    label: ClassVar[str]
     Options: ClassVar[type[Options]] = Options
     #: Named option bundles, e.g. ``{"variant": {"paper": {...}, "official": {...}}}``: setting the option
     #: ``variant`` applies its bundle first, explicit options win.
@@ -163,8 +232,14 @@ class Method(nn.Module):
         self.filters = filters
 
     @classmethod
-    def run_defaults(cls, options: Options) -> dict[str, Any]:
-        """Run-level settings of the official recipe (e.g. ``iterations``), below user settings."""
+    def auto_options(cls, dataset: DatasetInfo) -> dict[str, Any]:
+        """The values that options set to ``auto`` take on ``dataset`` (e.g. ``{"recipe": "pancreas"}``),
+        resolved before preset bundles apply and recorded in the run's ``config.yaml``."""
+        return {}
+
+    @classmethod
+    def run_defaults(cls, options: Options, dataset: DatasetInfo) -> dict[str, Any]:
+        """Run-level settings of the official recipe on ``dataset`` (e.g. ``iterations``), below user settings."""
         return {}
 
     def stages(self, run: RunInfo) -> tuple[Stage, ...]:
@@ -180,11 +255,9 @@ class Method(nn.Module):
         """The network that is evaluated and counted (``params`` in ``sslbench complexity``)."""
         raise NotImplementedError
 
-    def training_step(self, ctx: StepContext, batch: Batch) -> dict[str, Tensor]:
-        """Compute the losses of one outer iteration and take its optimiser steps through ``ctx.step``.
-
-        Returns the detached loss terms to log (scalars).
-        """
+    def training_step(self, ctx: StepContext, batch: Batch) -> None:
+        """Compute the losses of one outer iteration, take its optimiser steps through ``ctx.step`` and log
+        any further scalars through ``ctx.log``."""
         raise NotImplementedError
 
     def on_stage_start(self, ctx: StepContext) -> None:

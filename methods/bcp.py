@@ -27,7 +27,9 @@ labeled batch (2 with ``batch: 4+4``; 1 with ``2+2``, ours, the LeFeD comparison
    EMA ``theta' <- 0.99 theta' + 0.01 theta`` on parameters, without warm-up. The official ramp weight and the
    dead ``--magnitude``, ``--u_alpha``, ``--loss_weight`` are left out.
 
-Recipes (``recipe``, since a method does not see the dataset; ``schedule`` for the pancreas path):
+Recipes (``recipe``; ``auto``, the default, is resolved from the dataset's protocol family
+(:class:`~methods.base.DatasetInfo`): ``la`` on LA, ``pancreas`` on both pancreas protocols and on lung, ``la``
+on other datasets; the resolved recipe is what ``config.yaml`` records; ``schedule`` for the pancreas path):
 
 - ``la``: SS-Net's V-Net (:class:`~methods.nets.ssnet.SSNetVNet`: BN, Dropout3d 0.5 / 0.5, the unused
   projection / selector heads kept for the contractual 9,457,318 parameters; the unused max-pool output is
@@ -55,19 +57,31 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from . import register
-from .base import Batch, Method, Options, RunInfo, Stage, StepContext
+from .base import (
+    Batch,
+    DatasetInfo,
+    Fraction,
+    Method,
+    NonNegative,
+    Options,
+    PositiveInt,
+    Range,
+    RunInfo,
+    Stage,
+    StepContext,
+)
 from .ema import make_teacher, update_ema
 from .losses import cross_entropy
 from .nets.branched_vnet import BranchedVNet
 from .nets.ssnet import SSNetVNet
 from .region_losses import cross_entropy_map, region_mean, soft_dice_loss
+from .registry import register
 from .volume_ops import centre_crop, largest_components
 
 #: Labeled samples per pancreas epoch that fix the repetition ``r = ceil(60 / N_L)`` (12 x 5, 6 x 10).
@@ -76,27 +90,23 @@ LABELED_PER_EPOCH = 60
 CONNECTIVITY = {"la": 3, "pancreas": 2}
 #: ``paper`` and ``official`` coincide (the code defines the method).
 PRESETS = {"variant": {"paper": {}, "official": {}}}
+#: ``recipe: auto`` per protocol family (lung and other datasets: ours).
+AUTO_RECIPE = {"la": "la", "pancreas": "pancreas", "lung": "pancreas", "other": "la"}
 
 
 @dataclass
 class BCPOptions(Options):
     variant: Literal["paper", "official"] = "paper"
-    recipe: Literal["la", "pancreas"] = "la"
+    recipe: Literal["auto", "la", "pancreas"] = "auto"
     schedule: Literal["official", "la_style"] = "official"
     batch: Literal["4+4", "2+2"] = "4+4"
-    pretrain_iterations: int = 2000
-    pretrain_epochs: int = 60
-    epochs: int | None = 200
-    mask_ratio: float = 2 / 3
-    u_weight: float = 0.5
-    ema_decay: float = 0.99
+    pretrain_iterations: PositiveInt = 2000
+    pretrain_epochs: PositiveInt = 60
+    epochs: PositiveInt | None = 200
+    mask_ratio: Annotated[float, Range(0, 1, open_low=True, open_high=True)] = 2 / 3
+    u_weight: NonNegative = 0.5
+    ema_decay: Fraction = 0.99
     teacher_eval: bool = False
-
-    def __post_init__(self) -> None:
-        if not 0 < self.mask_ratio < 1:
-            raise ValueError(f"invalid value {self.mask_ratio!r} for 'mask_ratio'; expected a number in (0, 1)")
-        if self.pretrain_iterations < 1 or self.pretrain_epochs < 1:
-            raise ValueError("'pretrain_iterations' and 'pretrain_epochs' must be positive")
 
     @property
     def pair(self) -> int:
@@ -136,12 +146,15 @@ def mix_loss(logits: Tensor, inside: Tensor, outside: Tensor, mask: Tensor, w_in
 class BCP(Method):
     name = "bcp"
     paper = "Bai et al., Bidirectional copy-paste for semi-supervised medical image segmentation, CVPR 2023"
+    label = "BCP"
     Options = BCPOptions
     presets = PRESETS
     options: BCPOptions
 
     def __init__(self, options: BCPOptions, in_channels: int = 1, num_classes: int = 2, filters: int = 16) -> None:
         super().__init__(options, in_channels, num_classes, filters)
+        if options.recipe == "auto":
+            raise ValueError("bcp: recipe 'auto' is resolved from the dataset when the run is configured")
         if options.recipe == "la":
             self.student: nn.Module = SSNetVNet(in_channels, num_classes, filters, dropout=0.5)
         else:
@@ -149,7 +162,11 @@ class BCP(Method):
         self.teacher = make_teacher(self.student)
 
     @classmethod
-    def run_defaults(cls, options: Options) -> dict[str, Any]:
+    def auto_options(cls, dataset: DatasetInfo) -> dict[str, Any]:
+        return {"recipe": AUTO_RECIPE[dataset.family]}
+
+    @classmethod
+    def run_defaults(cls, options: Options, dataset: DatasetInfo) -> dict[str, Any]:
         assert isinstance(options, BCPOptions)
         rows = 2 * options.pair
         if options.epoch_based:
@@ -189,10 +206,9 @@ class BCP(Method):
         if ctx.stage == "self_train":
             self.teacher.load_state_dict(self.student.state_dict())
 
-    def training_step(self, ctx: StepContext, batch: Batch) -> dict[str, Tensor]:
+    def training_step(self, ctx: StepContext, batch: Batch) -> None:
         terms = self._pretrain(ctx, batch) if ctx.stage == "pretrain" else self._self_train(ctx, batch)
         ctx.step(terms["loss"], terms=terms)
-        return {k: v.detach() for k, v in terms.items()}
 
     def _pretrain(self, ctx: StepContext, batch: Batch) -> dict[str, Tensor]:
         p = self.options.pair
@@ -200,9 +216,7 @@ class BCP(Method):
         ya, yb = batch.label[:p], batch.label[p : 2 * p]
         mask = cube_mask(xa.shape[2:], self.options.mask_ratio, ctx.device)
         image, label = xa * mask + xb * (1 - mask), (ya * mask + yb * (1 - mask)).long()
-        with ctx.autocast():
-            logits = self._logits(self.student, image)
-        logits = logits.float()
+        logits = self._logits(self.student, image).float()
         ce, dice = cross_entropy(logits, label), soft_dice_loss(logits, label)
         return {"loss": (ce + dice) / 2, "ce": ce, "dice": dice}
 
@@ -222,20 +236,17 @@ class BCP(Method):
         unlabeled = self._unlabeled(ctx, batch)
         ua, ub = unlabeled[:p], unlabeled[p : 2 * p]
         self.teacher.train(not o.teacher_eval)
-        with ctx.autocast():
-            pa, pb = self.pseudo_label(ua), self.pseudo_label(ub)
+        pa, pb = self.pseudo_label(ua), self.pseudo_label(ub)
         mask = cube_mask(xa.shape[2:], o.mask_ratio, ctx.device)
         w = o.u_weight
         if o.recipe == "la":
-            with ctx.autocast():
-                out_l = self._logits(self.student, xa * mask + ua * (1 - mask))
-                out_u = self._logits(self.student, ub * mask + xb * (1 - mask))
+            out_l = self._logits(self.student, xa * mask + ua * (1 - mask))
+            out_u = self._logits(self.student, ub * mask + xb * (1 - mask))
             loss_l = mix_loss(out_l.float(), ya, pa, mask, 1.0, w)
             loss_u = mix_loss(out_u.float(), pb, yb, mask, w, 1.0)
         else:
-            with ctx.autocast():
-                out_u = self._logits(self.student, ua * mask + xb * (1 - mask))
-                out_l = self._logits(self.student, xa * mask + ub * (1 - mask))
+            out_u = self._logits(self.student, ua * mask + xb * (1 - mask))
+            out_l = self._logits(self.student, xa * mask + ub * (1 - mask))
             loss_u = mix_loss(out_u.float(), pa, yb, mask, w, 1.0)
             loss_l = mix_loss(out_l.float(), ya, pb, mask, 1.0, w)
         pseudo_fg = torch.cat([pa, pb]).float().mean()

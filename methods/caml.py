@@ -71,19 +71,31 @@ Logged terms: ``loss``, ``dice``, ``mc``, ``occ``, ``occ_rows`` (correlation row
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import register
-from .base import Batch, Method, Options, RunInfo, Stage, StepContext
+from .base import (
+    Batch,
+    DatasetInfo,
+    Method,
+    NonNegative,
+    Options,
+    Positive,
+    Range,
+    RunInfo,
+    Stage,
+    StepContext,
+)
+from .helpers import eval_mode
 from .losses import consistency_weight
 from .mcnet_plus import mutual_consistency
 from .nets.caml import CMA, CAMLNet
-from .ssnet import eval_mode, voxel_rows
+from .registry import register
+from .ssnet import voxel_rows
 from .wu_losses import binary_dice_loss
 
 #: ``consistency_rampup`` of the released runs by label count (``model/LA_CAML_<n>_..._rampup_<R>_...``).
@@ -100,25 +112,19 @@ class CAMLOptions(Options):
 
     variant: Literal["paper", "official"] = "paper"
     labeled_proj_layout: Literal["fixed", "buggy"] = "fixed"
-    seg_weight: float = 0.5
-    consistency: float = 1.0
-    consistency_o: float = 0.05
-    consistency_rampup: float | None = None
-    temperature: float = 0.1
-    memory_num: int = 256
-    num_filtered: int = 12800
-    occ_temperature: float = 0.1
+    seg_weight: NonNegative = 0.5
+    consistency: NonNegative = 1.0
+    consistency_o: NonNegative = 0.05
+    consistency_rampup: NonNegative | None = None
+    temperature: Positive = 0.1
+    memory_num: Annotated[int, Range(2)] = 256
+    num_filtered: Annotated[int, Range(2)] = 12800
+    occ_temperature: Positive = 0.1
     feature_norm: Literal["none", "l2"] = "none"
     detach_targets: bool = False
     detach_occ_target: bool = False
     cma: CMA = "intra_inter"
     predict_from: Literal["V", "mean"] = "V"
-
-    def __post_init__(self) -> None:
-        if self.memory_num < 2 or self.num_filtered < 2:
-            raise ValueError("'memory_num' and 'num_filtered' must be at least 2")
-        if self.temperature <= 0 or self.occ_temperature <= 0:
-            raise ValueError("'temperature' and 'occ_temperature' must be positive")
 
 
 @dataclass
@@ -172,6 +178,7 @@ def correlations(u: Tensor, memory: Tensor, index: list[Tensor], temperature: fl
 class CAML(Method):
     name = "caml"
     paper = "Gao et al., Correlation-aware mutual learning for semi-supervised medical image segmentation, MICCAI 2023"
+    label = "CAML"
     Options = CAMLOptions
     presets: ClassVar[dict[str, dict[Any, dict[str, Any]]]] = PRESETS
     options: CAMLOptions
@@ -183,7 +190,7 @@ class CAML(Method):
         self.slots: dict[int, Slot] = {}
 
     @classmethod
-    def run_defaults(cls, options: Options) -> dict[str, Any]:
+    def run_defaults(cls, options: Options, dataset: DatasetInfo) -> dict[str, Any]:
         return {"iterations": 15000, "labeled_bs": 2, "unlabeled_bs": 2, "schedule": {"name": "constant"}}
 
     def stages(self, run: RunInfo) -> tuple[Stage, ...]:
@@ -241,12 +248,11 @@ class CAML(Method):
             c_a = c_a.detach()
         return (-c_a * torch.log(c_v + 1e-8)).sum(1).mean(), len(c_v)
 
-    def training_step(self, ctx: StepContext, batch: Batch) -> dict[str, Tensor]:
+    def training_step(self, ctx: StepContext, batch: Batch) -> None:
         o, n = self.options, batch.labeled_bs
         if batch.labeled_index is None:
             raise ValueError("caml needs the labeled rows' case indices (Batch.labeled_index)")
-        with ctx.autocast():
-            out = self.net(batch.image)
+        out = self.net(batch.image)
         p_v, p_a = out.logits_v.float().softmax(1), out.logits_a.float().softmax(1)
         e_v, e_a = out.features_v.float(), out.features_a.float()
         dice = sum(binary_dice_loss(p[:n, 1], batch.label == 1) for p in (p_v, p_a))
@@ -258,10 +264,8 @@ class CAML(Method):
         lambda_c = consistency_weight(ctx.iteration + 1, o.consistency, self.rampup)
         lambda_o = consistency_weight(ctx.iteration + 1, o.consistency_o, self.rampup)
         loss = o.seg_weight * dice + lambda_c * mc + lambda_o * occ
-        terms = {"loss": loss, "dice": dice, "mc": mc, "occ": occ}
-        ctx.step(loss, terms=terms)
-        info = {"occ_rows": torch.tensor(float(rows)), "memory": torch.tensor(float(all(m is not None for m in memory)))}
-        return {**{k: v.detach() for k, v in terms.items()}, **info}
+        ctx.step(loss, terms={"loss": loss, "dice": dice, "mc": mc, "occ": occ})
+        ctx.log({"occ_rows": torch.tensor(float(rows)), "memory": torch.tensor(float(all(m is not None for m in memory)))})
 
     def training_forward(self, x: Tensor) -> Any:
         """Both branches (logits and features)."""

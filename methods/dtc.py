@@ -26,10 +26,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from . import register
-from .base import Batch, Method, Options, StepContext
+from .base import Batch, DatasetInfo, Method, NonNegative, Options, Positive, StepContext
 from .losses import consistency_weight
 from .nets.dual_head import DualHeadVNet
+from .registry import register
 from .sdf import shape_losses
 
 
@@ -38,10 +38,10 @@ class DTCOptions(Options):
     """``beta``: SDF regression weight; ``consistency``: lambda_max, ramped over ``consistency_rampup``
     pseudo-epochs of 150 iterations; ``k``: steepness of the SDF-to-mask transform."""
 
-    beta: float = 0.3
-    consistency: float = 1.0
-    consistency_rampup: float = 40.0
-    k: float = 1500.0
+    beta: NonNegative = 0.3
+    consistency: NonNegative = 1.0
+    consistency_rampup: NonNegative = 40.0
+    k: Positive = 1500.0
 
 
 def sdf_to_mask(sdf: Tensor, k: float = 1500.0) -> Tensor:
@@ -53,6 +53,7 @@ def sdf_to_mask(sdf: Tensor, k: float = 1500.0) -> Tensor:
 class DTC(Method):
     name = "dtc"
     paper = "Luo et al., Semi-supervised medical image segmentation through dual-task consistency, AAAI 2021"
+    label = "DTC"
     Options = DTCOptions
 
     def __init__(self, options: DTCOptions, in_channels: int = 1, num_classes: int = 2, filters: int = 16) -> None:
@@ -62,25 +63,21 @@ class DTC(Method):
         self.net = DualHeadVNet(in_channels, filters)
 
     @classmethod
-    def run_defaults(cls, options: Options) -> dict[str, Any]:
+    def run_defaults(cls, options: Options, dataset: DatasetInfo) -> dict[str, Any]:
         return {"iterations": 6000, "labeled_bs": 2, "unlabeled_bs": 2}
 
     def segmenter(self) -> nn.Module:
         return self.net
 
-    def training_step(self, ctx: StepContext, batch: Batch) -> dict[str, Tensor]:
+    def training_step(self, ctx: StepContext, batch: Batch) -> None:
         o, n_l = self.options, batch.labeled_bs
-        with ctx.autocast():
-            sdf, seg = self.net(batch.image)
-        sdf, seg = sdf.float(), seg.float()
+        sdf, seg = (out.float() for out in self.net(batch.image))
         dice, mse = shape_losses(sdf[:n_l], seg[:n_l], batch.label)
         consistency = ((sdf_to_mask(sdf, o.k) - torch.sigmoid(seg)) ** 2).mean()
         weight = consistency_weight(ctx.iteration, o.consistency, o.consistency_rampup)
         loss = dice + o.beta * mse + weight * consistency
-        terms = {"loss": loss, "dice": dice, "sdf": mse, "consistency": consistency,
-                 "consistency_weight": torch.tensor(weight)}
-        ctx.step(loss, terms=terms)
-        return {k: v.detach() for k, v in terms.items()}
+        ctx.step(loss, terms={"loss": loss, "dice": dice, "sdf": mse, "consistency": consistency})
+        ctx.log({"consistency_weight": torch.tensor(weight)})
 
     def predict(self, x: Tensor) -> Tensor:
         return self.net(x)[1]

@@ -32,8 +32,10 @@ Stages (epochs are converted to iterations from the split sizes, ``N_L`` / ``N_U
    - ``loss = sup + certain + uncertain``; Adam step; EMA ``alpha = min(1 - 1 / (g + 1), 0.99)``, ``g = t +
      ceil(5 N_L / b) * pretrain_epochs`` (the official step count).
 
-Recipe (``recipe`` preset, since a method does not see the dataset): ``la`` (``al_weight`` 0.8, stage 1 40
-epochs of 4, stage 2 301 epochs) or ``pancreas`` (0.1, 60 epochs of 2, 201 epochs; lung too, ours). Both:
+Recipe (``recipe`` preset): ``la`` (``al_weight`` 0.8, stage 1 40 epochs of 4, stage 2 301 epochs) or
+``pancreas`` (0.1, 60 epochs of 2, 201 epochs). ``auto``, the default, is resolved from the dataset's protocol
+family (:class:`~methods.base.DatasetInfo`): ``la`` on LA, ``pancreas`` on both pancreas protocols and on lung
+(ours), ``la`` on other datasets; the resolved recipe and its values are what ``config.yaml`` records. Both:
 Adam(1e-3, betas (0.5, 0.999)), constant lr, no weight decay, no augmentation (``rotflip: false``).
 
 Variants (``variant``; the official code cannot run end to end, see the spec):
@@ -65,20 +67,35 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import register
-from .base import Batch, Method, OptimizerSpec, Options, RunInfo, Stage, StepContext
+from .base import (
+    Batch,
+    DatasetInfo,
+    Fraction,
+    Method,
+    NonNegative,
+    OptimizerSpec,
+    Options,
+    PositiveInt,
+    Probability,
+    Range,
+    RunInfo,
+    Stage,
+    StepContext,
+)
 from .ema import make_teacher, update_ema
+from .helpers import full_precision
 from .losses import consistency_weight
 from .nets.aleatoric import StochasticHead, antithetic_samples
 from .nets.branched_vnet import BranchedVNet
 from .region_losses import cross_entropy_map, focal_map, region_mean, soft_dice_loss, soft_iou_loss
+from .registry import register
 from .volume_ops import centre_crop
 
 #: Branch order of the official network: the loss each branch is trained with.
@@ -95,34 +112,33 @@ RECIPES: dict[str, dict[str, Any]] = {
     "pancreas": {"al_weight": 0.1, "pretrain_epochs": 60, "pretrain_batch_size": 2, "epochs": 201},
 }
 PRESETS = {"variant": VARIANTS, "recipe": RECIPES}
+#: ``recipe: auto`` per protocol family (lung and other datasets: ours).
+AUTO_RECIPE = {"la": "la", "pancreas": "pancreas", "lung": "pancreas", "other": "la"}
 
 
 @dataclass
 class FUSSNetOptions(Options):
     variant: Literal["paper", "official"] = "paper"
-    recipe: Literal["la", "pancreas"] = "la"
-    al_weight: float = 0.8
-    rank: int = 10
-    mc_samples: int = 20
-    pretrain_epochs: int = 40
-    pretrain_batch_size: int = 4
-    epochs: int | None = 301
-    batch_size: int = 2
-    refresh_every: int = 10
-    consistency: float = 1.0
-    consistency_rampup: float = 40.0
-    ema_decay: float = 0.99
-    betas: tuple[float, float] = (0.5, 0.999)
+    recipe: Literal["auto", "la", "pancreas"] = "auto"
+    al_weight: NonNegative = 0.8
+    rank: PositiveInt = 10
+    mc_samples: Annotated[int, Range(2)] = 20
+    pretrain_epochs: PositiveInt = 40
+    pretrain_batch_size: PositiveInt = 4
+    epochs: PositiveInt | None = 301
+    batch_size: PositiveInt = 2
+    refresh_every: PositiveInt = 10
+    consistency: NonNegative = 1.0
+    consistency_rampup: NonNegative = 40.0
+    ema_decay: Fraction = 0.99
+    betas: tuple[Probability, Probability] = (0.5, 0.999)
     masked_voxels: bool = True
     train_aleatoric: bool = True
-    pseudo_patch: tuple[int, int, int] | None = None
+    pseudo_patch: tuple[PositiveInt, PositiveInt, PositiveInt] | None = None
 
     def __post_init__(self) -> None:
-        if self.mc_samples < 2 or self.mc_samples % 2:
+        if self.mc_samples % 2:
             raise ValueError(f"invalid value {self.mc_samples!r} for 'mc_samples'; expected an even number >= 2")
-        for key in ("pretrain_epochs", "pretrain_batch_size", "batch_size", "refresh_every", "rank"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"invalid value {getattr(self, key)!r} for {key!r}; expected a positive integer")
 
 
 def branch_losses(logits: Sequence[Tensor], target: Tensor, region: Tensor | None = None,
@@ -154,6 +170,7 @@ class FUSSNet(Method):
     name = "fussnet"
     paper = ("Xiang et al., FUSSNet: Fusing two sources of uncertainty for semi-supervised medical image "
              "segmentation, MICCAI 2022")
+    label = "FUSSNet"
     Options = FUSSNetOptions
     presets = PRESETS
     options: FUSSNetOptions
@@ -167,7 +184,11 @@ class FUSSNet(Method):
         self.pseudo: Tensor | None = None  # bool (N_U, 2, *crop): pseudo-label, certain
 
     @classmethod
-    def run_defaults(cls, options: Options) -> dict[str, Any]:
+    def auto_options(cls, dataset: DatasetInfo) -> dict[str, Any]:
+        return {"recipe": AUTO_RECIPE[dataset.family]}
+
+    @classmethod
+    def run_defaults(cls, options: Options, dataset: DatasetInfo) -> dict[str, Any]:
         assert isinstance(options, FUSSNetOptions)
         return {"iterations": 15000, "labeled_bs": options.batch_size, "unlabeled_bs": options.batch_size,
                 "rotflip": False, "optimizer": {"name": "adam", "lr": 1e-3, "weight_decay": 0.0},
@@ -226,8 +247,7 @@ class FUSSNet(Method):
         maps = []
         for image in ctx.data.unlabeled:
             x = torch.from_numpy(centre_crop(image, patch))[None, None].to(ctx.device)
-            with ctx.autocast():
-                logits = self.net(x)
+            logits = self.net(x)
             fg = [o.float().softmax(1)[0, 1] >= 0.5 for o in logits]
             certain = (fg[0] == fg[2]) & (fg[1] == fg[3])
             pair = torch.stack([fg[2], certain]).cpu().numpy()
@@ -251,18 +271,13 @@ class FUSSNet(Method):
         if ctx.stage == "self_train":
             self.teacher.load_state_dict(self.net.state_dict())
 
-    def training_step(self, ctx: StepContext, batch: Batch) -> dict[str, Tensor]:
+    def training_step(self, ctx: StepContext, batch: Batch) -> None:
         if ctx.stage == "pretrain":
-            with ctx.autocast():
-                logits = self.net(batch.labeled)
-            terms = branch_losses([o.float() for o in logits], batch.label)
-            loss = sum(terms.values()) / len(terms)
-            terms = {"loss": loss, **terms}
+            terms = branch_losses([o.float() for o in self.net(batch.labeled)], batch.label)
+            terms = {"loss": sum(terms.values()) / len(terms), **terms}
         else:
             terms = self._self_train(ctx, batch)
-            loss = terms["loss"]
-        ctx.step(loss, terms=terms)
-        return {k: v.detach() for k, v in terms.items()}
+        ctx.step(terms["loss"], terms=terms)
 
     def _self_train(self, ctx: StepContext, batch: Batch) -> dict[str, Tensor]:
         o = self.options
@@ -270,15 +285,15 @@ class FUSSNet(Method):
         if ctx.iteration % (o.refresh_every * epoch_length) == 0:
             self.refresh_pseudo_labels(ctx, tuple(batch.image.shape[2:]))
         image, pseudo, certain = self.pseudo_batch(ctx, batch)
-        with ctx.autocast():
-            features = self.net.trunk(batch.labeled)
-            labeled = self.net.heads(features)
-            unlabeled = self.net(image)
-            with torch.no_grad():
-                teacher = self.teacher(image)
+        features = self.net.trunk(batch.labeled)
+        labeled = self.net.heads(features)
+        unlabeled = self.net(image)
+        with torch.no_grad():
+            teacher = self.teacher(image)
         labeled, unlabeled, teacher = ([x.float() for x in xs] for xs in (labeled, unlabeled, teacher))
-        _, dist = self.aleatoric(features.float(), (batch.label > 0).float())
-        samples = antithetic_samples(dist, o.mc_samples).flatten(0, 1).unflatten(1, (self.num_classes, -1))
+        with full_precision(features):
+            _, dist = self.aleatoric(features.float(), (batch.label > 0).float())
+            samples = antithetic_samples(dist, o.mc_samples).flatten(0, 1).unflatten(1, (self.num_classes, -1))
         target = batch.label.flatten(1).repeat(o.mc_samples, 1)
         aleatoric = F.cross_entropy(samples, target)
 

@@ -50,17 +50,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import register
-from .base import Batch, Method, Options, StepContext
+from .base import Batch, DatasetInfo, Method, NonNegative, Options, PositiveInt, Probability, Range, StepContext
 from .losses import cross_entropy, dice_loss, softmax_mse
 from .nets.lefed import LeFeDNet
 from .nets.vnet import DecoderOutput
+from .registry import register
 
 Encoding = Literal["a_minus_b", "b_minus_a", "abs", "entropy"]
 Ablation = Literal["baseline", "IL", "IL+DL", "IL+DS", "DL+DS+S1", "DL+DS+S1+S2", "DL+DS+S1+S2+S3", "full"]
@@ -78,10 +78,10 @@ class LeFeDOptions(Options):
 
     variant: Literal["paper", "official"] = "paper"
     ablation: Ablation | None = None
-    t: int = 3
-    lambda_: float = 1e-3
+    t: PositiveInt = 3
+    lambda_: NonNegative = 1e-3
     feedback: bool = True
-    scales: tuple[int, ...] = (1, 2, 3, 4)
+    scales: tuple[Annotated[int, Range(1, 5)], ...] = (1, 2, 3, 4)
     encoding: Encoding = "a_minus_b"
     different_losses: bool = True
     deep_supervision: bool = True
@@ -90,17 +90,12 @@ class LeFeDOptions(Options):
     steps_per_batch: Literal["per_pass", "once"] = "per_pass"
     il_off_steps: Literal[1, "t"] = 1
     predict_from: Literal["a", "mean_logits"] = "a"
-    encoder_dropout: float = 0.3
-    decoder_dropout: float = 0.5
+    encoder_dropout: Probability = 0.3
+    decoder_dropout: Probability = 0.5
 
     def __post_init__(self) -> None:
-        if self.t < 1:
-            raise ValueError(f"invalid value {self.t!r} for 't'; expected a positive number of passes")
         if not self.scales or len(set(self.scales)) != len(self.scales) or not set(self.scales) <= set(ALL_SCALES):
             raise ValueError(f"invalid value {list(self.scales)} for 'scales'; expected distinct scales from 1..5")
-        for key in ("encoder_dropout", "decoder_dropout"):
-            if not 0 <= getattr(self, key) < 1:
-                raise ValueError(f"invalid value {getattr(self, key)!r} for {key!r}; expected a probability in [0, 1)")
 
 
 def _row(il: bool, dl: bool, ds: bool, scales: tuple[int, ...] = (1, 2, 3, 4)) -> dict[str, Any]:
@@ -175,6 +170,7 @@ def deep_supervision_loss(side_logits: Sequence[Tensor], label: Tensor) -> Tenso
 class LeFeD(Method):
     name = "lefed"
     paper = "Zeng et al., Discrepancy Matters: Learning from Inconsistent Decoder Features, arXiv 2309.14819 (2023)"
+    label = "LeFeD"
     Options = LeFeDOptions
     presets: ClassVar[dict[str, dict[Any, dict[str, Any]]]] = {"variant": VARIANTS, "ablation": ABLATIONS}
     options: LeFeDOptions
@@ -184,7 +180,7 @@ class LeFeD(Method):
         self.net = LeFeDNet(in_channels, num_classes, filters, options.encoder_dropout, options.decoder_dropout)
 
     @classmethod
-    def run_defaults(cls, options: Options) -> dict[str, Any]:
+    def run_defaults(cls, options: Options, dataset: DatasetInfo) -> dict[str, Any]:
         assert isinstance(options, LeFeDOptions)
         defaults: dict[str, Any] = {"iterations": 15000, "labeled_bs": 2, "unlabeled_bs": 2}
         return defaults | ({"patch": [96, 96, 96]} if options.variant == "official" else {})
@@ -198,29 +194,27 @@ class LeFeD(Method):
     def segmenter(self) -> nn.Module:
         return self.net
 
-    def training_step(self, ctx: StepContext, batch: Batch) -> dict[str, Tensor]:
+    def training_step(self, ctx: StepContext, batch: Batch) -> None:
         o = self.options
         additions: list[Tensor | None] | None = None
         per_pass: list[dict[str, Tensor]] = []
         fed_back: list[Tensor] = []
         for k in range(self.passes):
-            with ctx.autocast():
-                a, b = self.net(batch.image, additions, gating=o.b_gating)
-                side = self.net.side_heads([s[: batch.labeled_bs] for s in a.stages]) if o.deep_supervision else None
+            a, b = self.net(batch.image, additions, gating=o.b_gating)
+            side = self.net.side_heads([s[: batch.labeled_bs] for s in a.stages]) if o.deep_supervision else None
             terms = self._losses(a.logits.float(), b.logits.float(), side, batch.label)
             if o.steps_per_batch == "per_pass":
-                ctx.step(terms["loss"], terms=terms)
+                ctx.step(terms["loss"], terms=terms)  # logged as the mean over the passes
             per_pass.append(terms)
             if additions is not None:
                 fed_back.append(torch.stack([d.abs().mean() for d in additions if d is not None]).mean())
             if o.feedback and k + 1 < self.passes:
                 additions = encode(a.stages, b.stages, a.logits, b.logits, o.encoding, o.lambda_, o.scales)
-        mean = {key: torch.stack([t[key] for t in per_pass]).mean() for key in per_pass[0]}
         if o.steps_per_batch == "once":
+            mean = {key: torch.stack([t[key] for t in per_pass]).mean() for key in per_pass[0]}
             ctx.step(mean["loss"], terms=mean)
         if fed_back:
-            mean["feedback_abs"] = torch.stack(fed_back).mean().float()
-        return {key: value.detach() for key, value in mean.items()}
+            ctx.log({"feedback_abs": torch.stack(fed_back).mean().float()})
 
     def _losses(
         self, logits_a: Tensor, logits_b: Tensor, side: list[Tensor] | None, label: Tensor

@@ -40,10 +40,10 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
-from . import register
-from .base import Batch, Method, Options, StepContext
+from .base import Batch, DatasetInfo, Method, NonNegative, Options, Positive, StepContext
 from .losses import consistency_weight, cross_entropy
 from .nets.mcnet import MultiDecoderVNet
+from .registry import register
 from .wu_losses import binary_dice_loss
 
 
@@ -53,17 +53,13 @@ class MCNetPlusOptions(Options):
     mutual-consistency weight, ramped over ``consistency_rampup`` pseudo-epochs of 150 iterations."""
 
     variant: Literal["paper", "official"] = "paper"
-    temperature: float = 0.1
-    seg_weight: float = 0.5
-    consistency: float = 1.0
-    consistency_rampup: float = 40.0
+    temperature: Positive = 0.1
+    seg_weight: NonNegative = 0.5
+    consistency: NonNegative = 1.0
+    consistency_rampup: NonNegative = 40.0
     detach_targets: bool = False
     predict_from: Literal["decoder1", "mean"] = "decoder1"
     dropout: bool = True
-
-    def __post_init__(self) -> None:
-        if self.temperature <= 0:
-            raise ValueError(f"invalid value {self.temperature!r} for 'temperature'; expected a positive number")
 
 
 def sharpen(p: Tensor, temperature: float) -> Tensor:
@@ -82,6 +78,7 @@ def mutual_consistency(probs: Sequence[Tensor], temperature: float, detach_targe
 class MCNetPlus(Method):
     name = "mcnet_plus"
     paper = "Wu et al., Mutual consistency learning for semi-supervised medical image segmentation, MedIA 2022"
+    label = "MC-Net+"
     Options = MCNetPlusOptions
     presets: ClassVar[dict[str, dict[Any, dict[str, Any]]]] = {
         "variant": {"paper": {"detach_targets": False}, "official": {"detach_targets": False}}}
@@ -94,16 +91,15 @@ class MCNetPlus(Method):
         self.net = MultiDecoderVNet(in_channels, num_classes, filters, dropout=0.5 if options.dropout else 0.0)
 
     @classmethod
-    def run_defaults(cls, options: Options) -> dict[str, Any]:
+    def run_defaults(cls, options: Options, dataset: DatasetInfo) -> dict[str, Any]:
         return {"iterations": 15000, "labeled_bs": 2, "unlabeled_bs": 2, "schedule": {"name": "constant"}}
 
     def segmenter(self) -> nn.Module:
         return self.net
 
-    def training_step(self, ctx: StepContext, batch: Batch) -> dict[str, Tensor]:
+    def training_step(self, ctx: StepContext, batch: Batch) -> None:
         o, n = self.options, batch.labeled_bs
-        with ctx.autocast():
-            outputs = self.net(batch.image)
+        outputs = self.net(batch.image)
         probs = [logits.float().softmax(1) for logits in outputs]
         dice = sum(binary_dice_loss(p[:n, 1], batch.label == 1) for p in probs)
         with torch.no_grad():
@@ -111,9 +107,7 @@ class MCNetPlus(Method):
         mc = mutual_consistency(probs, o.temperature, o.detach_targets)
         weight = consistency_weight(ctx.iteration + 1, o.consistency, o.consistency_rampup)
         loss = o.seg_weight * dice + weight * mc
-        terms = {"loss": loss, "dice": dice, "mc": mc, "ce": ce}
-        ctx.step(loss, terms=terms)
-        return {k: v.detach() for k, v in terms.items()}
+        ctx.step(loss, terms={"loss": loss, "dice": dice, "mc": mc, "ce": ce})
 
     def training_forward(self, x: Tensor) -> list[Tensor]:
         """The three decoders' logits."""

@@ -40,8 +40,6 @@ Logged terms: ``loss``, ``dice``, ``sdf`` (MSE), ``adv``, ``adv_weight``, ``d_lo
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,11 +47,25 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import register
-from .base import Batch, Method, OptimizerSpec, Options, RunInfo, Stage, StepContext
+from .base import (
+    Batch,
+    DatasetInfo,
+    Method,
+    NonNegative,
+    OptimizerSpec,
+    Options,
+    Positive,
+    PositiveInt,
+    Probability,
+    RunInfo,
+    Stage,
+    StepContext,
+)
+from .helpers import eval_mode, frozen
 from .losses import consistency_weight
 from .nets.dual_head import DualHeadVNet
 from .nets.fc_discriminator import FCDiscriminator3D
+from .registry import register
 from .sdf import shape_losses
 
 
@@ -63,16 +75,12 @@ class SASSNetOptions(Options):
     label share, :func:`adversarial_weight`), ramped over ``adv_rampup`` pseudo-epochs of 150 iterations;
     ``d_*``: the discriminator and its Adam optimiser."""
 
-    beta: float = 0.3
-    adv_weight: float | None = None
-    adv_rampup: float = 40.0
-    d_width: int = 64
-    d_lr: float = 1e-4
-    d_betas: tuple[float, float] = (0.9, 0.99)
-
-    def __post_init__(self) -> None:
-        if self.d_width < 1:
-            raise ValueError(f"invalid value {self.d_width!r} for 'd_width'; expected a positive channel count")
+    beta: NonNegative = 0.3
+    adv_weight: NonNegative | None = None
+    adv_rampup: NonNegative = 40.0
+    d_width: PositiveInt = 64
+    d_lr: Positive = 1e-4
+    d_betas: tuple[Probability, Probability] = (0.9, 0.99)
 
 
 def adversarial_weight(n_labeled: int, n_unlabeled: int) -> float:
@@ -80,22 +88,11 @@ def adversarial_weight(n_labeled: int, n_unlabeled: int) -> float:
     return 0.015 if n_labeled < 0.15 * (n_labeled + n_unlabeled) else 0.01
 
 
-@contextmanager
-def frozen(module: nn.Module) -> Iterator[None]:
-    """Exclude ``module``'s parameters from autograd (gradients still flow through it to its inputs)."""
-    flags = [p.requires_grad for p in module.parameters()]
-    module.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in zip(module.parameters(), flags):
-            p.requires_grad_(flag)
-
-
 @register
 class SASSNet(Method):
     name = "sassnet"
     paper = "Li et al., Shape-aware semi-supervised 3D semantic segmentation for medical images, MICCAI 2020"
+    label = "SASSNet"
     Options = SASSNetOptions
 
     def __init__(self, options: SASSNetOptions, in_channels: int = 1, num_classes: int = 2, filters: int = 16) -> None:
@@ -107,7 +104,7 @@ class SASSNet(Method):
         self.adv_weight = options.adv_weight
 
     @classmethod
-    def run_defaults(cls, options: Options) -> dict[str, Any]:
+    def run_defaults(cls, options: Options, dataset: DatasetInfo) -> dict[str, Any]:
         return {"iterations": 6000, "labeled_bs": 2, "unlabeled_bs": 2}
 
     def stages(self, run: RunInfo) -> tuple[Stage, ...]:
@@ -127,35 +124,30 @@ class SASSNet(Method):
     def segmenter(self) -> nn.Module:
         return self.net
 
-    def training_step(self, ctx: StepContext, batch: Batch) -> dict[str, Tensor]:
+    def training_step(self, ctx: StepContext, batch: Batch) -> None:
         o, n_l, x = self.options, batch.labeled_bs, batch.image
         if self.adv_weight is None:
             raise RuntimeError("sassnet: adv_weight is unset; plan the run with stages() or set adv_weight")
         self.discriminator.eval()
-        with ctx.autocast():
-            sdf, seg = self.net(x)
-            with frozen(self.discriminator):
-                adv_logits = self.discriminator(sdf[n_l:], x[n_l:])
+        sdf, seg = self.net(x)
+        with frozen(self.discriminator):
+            adv_logits = self.discriminator(sdf[n_l:], x[n_l:])
         sdf, seg = sdf.float(), seg.float()
         dice, mse = shape_losses(sdf[:n_l], seg[:n_l], batch.label)
         labeled = torch.ones(len(adv_logits), dtype=torch.long, device=x.device)
         adv = F.cross_entropy(adv_logits.float(), labeled) if len(adv_logits) else sdf.new_zeros(())
         weight = consistency_weight(ctx.iteration, self.adv_weight, o.adv_rampup)
         loss = dice + o.beta * mse + weight * adv
-        terms = {"loss": loss, "dice": dice, "sdf": mse, "adv": adv, "adv_weight": torch.tensor(weight)}
-        ctx.step(loss, terms=terms)
+        ctx.step(loss, terms={"loss": loss, "dice": dice, "sdf": mse, "adv": adv})
+        ctx.log({"adv_weight": torch.tensor(weight)})
 
-        self.net.eval()
-        with torch.no_grad(), ctx.autocast():
+        with torch.no_grad(), eval_mode(self.net):
             sdf_eval, _ = self.net(x)
-        self.net.train()
         self.discriminator.train()
-        with ctx.autocast():
-            d_logits = self.discriminator(sdf_eval, x)
+        d_logits = self.discriminator(sdf_eval, x)
         d_targets = (torch.arange(len(x), device=x.device) < n_l).long()
         d_loss = F.cross_entropy(d_logits.float(), d_targets)
         ctx.step(d_loss, optimizer="discriminator", terms={"d_loss": d_loss})
-        return {k: v.detach() for k, v in {**terms, "d_loss": d_loss}.items()}
 
     def predict(self, x: Tensor) -> Tensor:
         return self.net(x)[1]

@@ -46,19 +46,19 @@ its element count (same direction, no float16 underflow).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import register
-from .base import Batch, Method, Options, StepContext
+from .base import Batch, DatasetInfo, Method, NonNegative, Options, Positive, Range, StepContext
+from .helpers import batch_statistics_only, eval_mode, full_precision
 from .losses import consistency_weight, cross_entropy
 from .nets.ssnet import FEATURE_DIM, SSNetVNet
+from .registry import register
 from .wu_losses import binary_dice_loss
 
 Rows = Callable[[Tensor], Tensor]
@@ -74,17 +74,13 @@ class SSNetOptions(Options):
     memory_weights: Literal["normalised", "ones"] = "normalised"
     memory_selection: Literal["highest", "lowest"] = "highest"
     memory_classes: Literal["foreground", "all"] = "foreground"
-    memory_size: int = 32
-    xi: float = 10.0
-    epsilon: float = 10.0
-    consistency: float = 1.0
-    consistency_rampup: float = 40.0
-    separation_weight: float = 0.1
+    memory_size: Annotated[int, Range(2)] = 32
+    xi: Positive = 10.0
+    epsilon: NonNegative = 10.0
+    consistency: NonNegative = 1.0
+    consistency_rampup: NonNegative = 40.0
+    separation_weight: NonNegative = 0.1
     dropout: bool = True
-
-    def __post_init__(self) -> None:
-        if self.memory_size < 2:
-            raise ValueError(f"invalid value {self.memory_size!r} for 'memory_size'; expected at least 2")
 
 
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -111,31 +107,6 @@ def adversarial_perturbation(logits: Rows, x: Tensor, target: Tensor, xi: float,
     distance = binary_dice_loss(logits(x + xi * d).float().softmax(1), target)
     (grad,) = torch.autograd.grad(distance * target.numel(), d)
     return epsilon * unit_normalize(grad)
-
-
-@contextmanager
-def batch_statistics_only(module: nn.Module) -> Iterator[None]:
-    """Train-mode BatchNorm layers of ``module`` normalise with batch statistics and leave their running
-    statistics (and counters) untouched."""
-    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [m.track_running_stats for m in norms]
-    for m in norms:
-        m.track_running_stats = False
-    try:
-        yield
-    finally:
-        for m, value in zip(norms, saved):
-            m.track_running_stats = value
-
-
-@contextmanager
-def eval_mode(module: nn.Module) -> Iterator[None]:
-    training = module.training
-    module.eval()
-    try:
-        yield
-    finally:
-        module.train(training)
 
 
 def class_separation_loss(
@@ -189,6 +160,7 @@ class SSNet(Method):
     name = "ssnet"
     paper = ("Wu et al., Exploring smoothness and class-separation for semi-supervised medical image segmentation, "
              "MICCAI 2022")
+    label = "SS-Net"
     Options = SSNetOptions
     presets: ClassVar[dict[str, dict[Any, dict[str, Any]]]] = {"variant": VARIANTS}
     options: SSNetOptions
@@ -202,7 +174,7 @@ class SSNet(Method):
         self.register_buffer("prototype_counts", torch.zeros(num_classes, dtype=torch.long))
 
     @classmethod
-    def run_defaults(cls, options: Options) -> dict[str, Any]:
+    def run_defaults(cls, options: Options, dataset: DatasetInfo) -> dict[str, Any]:
         return {"iterations": 15000, "labeled_bs": 2, "unlabeled_bs": 2}
 
     def segmenter(self) -> nn.Module:
@@ -233,25 +205,24 @@ class SSNet(Method):
                 self.prototypes[c, : len(chosen)] = chosen
                 self.prototype_counts[c] = len(chosen)
 
-    def training_step(self, ctx: StepContext, batch: Batch) -> dict[str, Tensor]:
+    def training_step(self, ctx: StepContext, batch: Batch) -> None:
         o, n, net = self.options, batch.labeled_bs, self.net
         memory_selectors = net.memory_selectors if o.memory_weights == "normalised" else None
 
         def logits_of(x: Tensor) -> Tensor:
-            with ctx.autocast():
-                return net(x).float()
+            return net(x).float()
 
         def separation(x9: Tensor, labels: Tensor) -> Tensor:
-            with ctx.autocast():
-                z = net.prediction(net.projection(voxel_rows(x9))).float()
-            return class_separation_loss(z, labels.reshape(-1), self.memory(), net.selectors, memory_selectors,
-                                         self.num_classes)
+            z = net.prediction(net.projection(voxel_rows(x9))).float()
+            with full_precision(z):
+                return class_separation_loss(z, labels.reshape(-1), self.memory(), net.selectors, memory_selectors,
+                                             self.num_classes)
 
-        with ctx.autocast():
-            logits, x9 = net.features(batch.image)
+        logits, x9 = net.features(batch.image)
         logits = logits.float()
         prob = logits.softmax(1)
-        self.update_memory(x9[:n].detach(), logits[:n].detach(), batch.label)
+        with full_precision(logits):
+            self.update_memory(x9[:n].detach(), logits[:n].detach(), batch.label)
         cs_l = separation(x9[:n], batch.label)
         cs_u = separation(x9[n:], logits[n:].detach().argmax(1)) if len(x9) > n else logits.new_zeros(())
         with torch.no_grad():
@@ -266,6 +237,4 @@ class SSNet(Method):
 
         weight = consistency_weight(ctx.iteration + 1, o.consistency, o.consistency_rampup)
         loss = dice + weight * (lds + o.separation_weight * (cs_l + cs_u))
-        terms = {"loss": loss, "dice": dice, "lds": lds, "cs_l": cs_l, "cs_u": cs_u, "ce": ce}
-        ctx.step(loss, terms=terms)
-        return {k: v.detach() for k, v in terms.items()}
+        ctx.step(loss, terms={"loss": loss, "dice": dice, "lds": lds, "cs_l": cs_l, "cs_u": cs_u, "ce": ce})

@@ -34,17 +34,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import register
-from .base import Batch, Method, Options, StepContext
+from .base import Batch, DatasetInfo, Fraction, Method, NonNegative, NonNegativeInt, Options, Range, StepContext
 from .ema import make_teacher, update_ema
+from .helpers import add_clipped_noise
 from .losses import consistency_weight, cross_entropy, dice_loss, sigmoid_rampup
 from .nets.vnet import VNet
+from .registry import register
 
 
 @dataclass
@@ -52,22 +53,20 @@ class UAMTOptions(Options):
     """``consistency``: lambda_max, ramped over ``consistency_rampup`` pseudo-epochs of 150 iterations;
     ``mc_passes``: T (even); ``threshold_rampup``: t_max of the threshold ramp, in raw iterations."""
 
-    consistency: float = 0.1
-    consistency_rampup: float = 40.0
-    ema_decay: float = 0.99
-    noise_std: float = 0.1
-    noise_clip: float = 0.2
-    mc_passes: int = 8
-    threshold_rampup: int = 6000
+    consistency: NonNegative = 0.1
+    consistency_rampup: NonNegative = 40.0
+    ema_decay: Fraction = 0.99
+    noise_std: NonNegative = 0.1
+    noise_clip: NonNegative = 0.2
+    mc_passes: Annotated[int, Range(2)] = 8
+    threshold_rampup: NonNegativeInt = 6000
     uncertainty_threshold: Literal["ramp", "none"] = "ramp"
     consistency_rows: Literal["unlabeled", "all"] = "unlabeled"
     consistency_type: Literal["mse", "kl"] = "mse"
 
     def __post_init__(self) -> None:
-        if self.mc_passes < 2 or self.mc_passes % 2:
+        if self.mc_passes % 2:
             raise ValueError(f"invalid value {self.mc_passes!r} for 'mc_passes'; expected an even number >= 2")
-        if not 0 <= self.ema_decay <= 1:
-            raise ValueError(f"invalid value {self.ema_decay!r} for 'ema_decay'; expected a number in [0, 1]")
 
 
 def entropy_threshold(iteration: int, rampup: int) -> float:
@@ -99,6 +98,7 @@ class UAMT(Method):
     name = "uamt"
     paper = ("Yu et al., Uncertainty-aware self-ensembling model for semi-supervised 3D left atrium segmentation, "
              "MICCAI 2019")
+    label = "UA-MT"
     Options = UAMTOptions
 
     def __init__(self, options: UAMTOptions, in_channels: int = 1, num_classes: int = 2, filters: int = 16) -> None:
@@ -107,15 +107,14 @@ class UAMT(Method):
         self.teacher = make_teacher(self.student)
 
     @classmethod
-    def run_defaults(cls, options: Options) -> dict[str, Any]:
+    def run_defaults(cls, options: Options, dataset: DatasetInfo) -> dict[str, Any]:
         return {"iterations": 6000, "labeled_bs": 2, "unlabeled_bs": 2}
 
     def segmenter(self) -> nn.Module:
         return self.student
 
     def _noisy(self, x: Tensor) -> Tensor:
-        o = self.options
-        return x + torch.clamp(torch.randn_like(x) * o.noise_std, -o.noise_clip, o.noise_clip)
+        return add_clipped_noise(x, self.options.noise_std, self.options.noise_clip)
 
     @torch.no_grad()
     def uncertainty(self, x: Tensor) -> Tensor:
@@ -136,24 +135,20 @@ class UAMT(Method):
             return target, torch.ones_like(target[:, :1])
         return target, (self.uncertainty(x) < entropy_threshold(iteration, o.threshold_rampup)).float()
 
-    def training_step(self, ctx: StepContext, batch: Batch) -> dict[str, Tensor]:
+    def training_step(self, ctx: StepContext, batch: Batch) -> None:
         o, n_l = self.options, batch.labeled_bs
         first = 0 if o.consistency_rows == "all" else n_l
         if first == len(batch.image):
             raise ValueError("uamt with consistency_rows 'unlabeled' needs unlabeled rows (unlabeled_bs > 0)")
-        with ctx.autocast():
-            logits = self.student(batch.image)
-            target, mask = self.targets(batch.image[first:], ctx.iteration)
-        logits = logits.float()
+        logits = self.student(batch.image).float()
+        target, mask = self.targets(batch.image[first:], ctx.iteration)
         ce = cross_entropy(logits[:n_l], batch.label)
         dice = dice_loss(logits[:n_l].softmax(1)[:, 1], batch.label)
         consistency = masked_consistency(logits[first:], target, mask, o.consistency_type)
         weight = consistency_weight(ctx.iteration, o.consistency, o.consistency_rampup)
         loss = 0.5 * (ce + dice) + weight * consistency
-        terms = {"loss": loss, "ce": ce, "dice": dice, "consistency": consistency,
-                 "consistency_weight": torch.tensor(weight), "certain": mask.mean()}
-        ctx.step(loss, terms=terms)
-        return {k: v.detach() for k, v in terms.items()}
+        ctx.step(loss, terms={"loss": loss, "ce": ce, "dice": dice, "consistency": consistency})
+        ctx.log({"consistency_weight": torch.tensor(weight), "certain": mask.mean()})
 
     def after_step(self, ctx: StepContext) -> None:
         update_ema(self.teacher, self.student, self.options.ema_decay, ctx.iteration)

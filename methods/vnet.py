@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from torch import Tensor, nn
+from torch import nn
 
-from . import register
-from .base import Batch, Method, Options, StepContext
+from .base import Batch, DatasetInfo, Method, Options, StepContext
 from .losses import cross_entropy, dice_loss
 from .nets.blocks import Norm
 from .nets.vnet import VNet
+from .registry import register
 
 
 @dataclass
@@ -30,6 +30,7 @@ class VNetOptions(Options):
 class SupervisedVNet(Method):
     name = "vnet"
     paper = "Milletari et al., V-Net, 3DV 2016 (the UA-MT lineage's non-residual variant, MICCAI 2019)"
+    label = "V-Net"
     Options = VNetOptions
 
     def __init__(self, options: VNetOptions, in_channels: int = 1, num_classes: int = 2, filters: int = 16) -> None:
@@ -37,19 +38,15 @@ class SupervisedVNet(Method):
         self.net = VNet(in_channels, num_classes, filters, options.norm, dropout=options.dropout)
 
     @classmethod
-    def run_defaults(cls, options: Options) -> dict[str, Any]:
+    def run_defaults(cls, options: Options, dataset: DatasetInfo) -> dict[str, Any]:
         return {"iterations": 6000, "labeled_bs": 4, "unlabeled_bs": 0}
 
     def segmenter(self) -> nn.Module:
         return self.net
 
-    def training_step(self, ctx: StepContext, batch: Batch) -> dict[str, Tensor]:
-        with ctx.autocast():
-            logits = self.net(batch.labeled)
-        logits = logits.float()
+    def training_step(self, ctx: StepContext, batch: Batch) -> None:
+        logits = self.net(batch.labeled).float()
         ce = cross_entropy(logits, batch.label)
         dice = dice_loss(logits.softmax(1)[:, 1], batch.label)
         loss = 0.5 * (ce + dice)
-        terms = {"loss": loss, "ce": ce, "dice": dice}
-        ctx.step(loss, terms=terms)
-        return {k: v.detach() for k, v in terms.items()}
+        ctx.step(loss, terms={"loss": loss, "ce": ce, "dice": dice})

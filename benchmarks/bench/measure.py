@@ -21,6 +21,7 @@ from ..config import RunConfig
 from ..data.device_batches import DeviceBatches
 from ..data.sampler import TwoStreamSchedule
 from ..evaluate.cases import evaluate_cases
+from ..evaluate.inference import Inferer
 from ..report.complexity import complexity
 from ..runtime import build_method
 from ..train.context import HarnessContext
@@ -63,7 +64,8 @@ def train(config: RunConfig, options: Options, run_dir: Path, warmup: int) -> Tr
 
 
 class _BareContext:
-    """The least a method's step needs: autocast, and zero-grad/backward/step (no checks, no scaler)."""
+    """The least a method's step needs: zero-grad/backward/step (no checks, no scaler, no logging); the loop
+    runs the step under :meth:`autocast`."""
 
     def __init__(self, optimizers: Mapping[str, torch.optim.Optimizer], device: torch.device, amp: str,
                  stage: str, iterations: int, data: TrainingData) -> None:
@@ -74,11 +76,15 @@ class _BareContext:
     def autocast(self) -> Any:
         return self._autocast()
 
+    def log(self, terms: Mapping[str, Tensor]) -> None:
+        return None
+
     def step(self, loss: Tensor, optimizer: str = "main", terms: Mapping[str, Tensor] | None = None) -> None:
         opt = self.optimizers[optimizer]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        torch.clear_autocast_cache()
 
 
 class _CountingContext(_BareContext):
@@ -119,12 +125,12 @@ def bare_seconds(run: TrainingRun, options: Options, iterations: int) -> list[fl
     out = []
     for _ in range(iterations + 1):
         tic = time.perf_counter()
-        terms = method.training_step(ctx, batch)
+        with ctx.autocast():
+            method.training_step(ctx, batch)
         method.after_step(ctx)
         _sync(device)
         out.append(time.perf_counter() - tic)
         ctx.iteration += 1
-    del terms
     return out[1:]
 
 
@@ -170,17 +176,10 @@ def evaluate(run: TrainingRun, n_cases: int | None) -> tuple[float, pd.DataFrame
     trainer, config = run.trainer, run.trainer.config
     cases = load_test_cases(config, load_split(config), progress=False)[:n_cases]
     method = trainer.method.eval()
-    autocast = trainer.ctx.autocast
-
-    def predict(x: Tensor) -> Tensor:
-        with autocast():
-            return method.predict(x)
-
     _sync(trainer.device)
     tic = time.perf_counter()
-    per_case = evaluate_cases(predict, [(c.id, c.image, c.label, c.spacing) for c in cases], config.eval.window,
-                              config.eval.strides, config.eval.batch_size, trainer.device, config.eval.lcc,
-                              config.eval.empty_policy, progress=False)
+    per_case = evaluate_cases(method.predict, [(c.id, c.image, c.label, c.spacing) for c in cases],
+                              Inferer.from_config(config, trainer.device), config.eval.empty_policy, progress=False)
     _sync(trainer.device)
     return (time.perf_counter() - tic) / len(cases), per_case
 

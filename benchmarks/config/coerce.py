@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import keyword
+import math
 import types
 import typing
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
+
+from methods.base import Range
 
 from ..errors import ConfigError
 
@@ -17,7 +20,7 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
     """Instantiate dataclass ``cls`` from ``data``; unknown keys and bad values raise ConfigError."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where or cls.__name__}: expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     fields = {config_key(f.name): f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
     if unknown:
@@ -43,8 +46,16 @@ def to_dict(obj: Any) -> Any:
 
 
 def coerce(value: Any, hint: Any, key: str) -> Any:
-    """Convert ``value`` to type ``hint`` (bool, int, float, str, Literal, Optional, tuple, list, dict, dataclass)."""
+    """Convert ``value`` to type ``hint`` (bool, int, float, str, Literal, Optional, tuple, list, dict, dataclass,
+    ``Annotated[..., Range(...)]``); floats must be finite."""
     origin = get_origin(hint)
+    if origin is Annotated:
+        base, *extras = get_args(hint)
+        converted = coerce(value, base, key)
+        for bounds in extras:
+            if isinstance(bounds, Range) and converted not in bounds:
+                raise ConfigError(f"invalid value {value!r} for {key!r}; expected {bounds.describe(base is int)}")
+        return converted
     if origin in (Union, types.UnionType):
         options = get_args(hint)
         if value is None and type(None) in options:
@@ -99,9 +110,12 @@ def coerce(value: Any, hint: Any, key: str) -> Any:
         if isinstance(value, bool):
             raise ConfigError(f"invalid value {value!r} for {key!r}; expected a number")
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"invalid value {value!r} for {key!r}; expected a number") from None
+        if not math.isfinite(number):
+            raise ConfigError(f"invalid value {value!r} for {key!r}; expected a finite number")
+        return number
     if hint is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)

@@ -1,23 +1,25 @@
 """The run configuration: typed, validated, every key documented.
 
-A run's settings are merged from (lowest first) the defaults below, the dataset's YAML
-(``datasets/<name>.yaml``), the method's official recipe (:meth:`Method.run_defaults`), a user YAML
-file and ``--set key=value`` overrides. Unknown keys and invalid values raise :class:`ConfigError`
-naming the key.
+A run's settings are merged from (lowest first) the defaults below, the ``run`` section of the dataset's YAML
+(:mod:`benchmarks.config.dataset`), the method's official recipe on that dataset (:meth:`Method.run_defaults`),
+a user YAML file and ``--set key=value`` overrides. Unknown keys and invalid values raise :class:`ConfigError`
+naming the key; every numeric key declares its allowed values (:class:`~methods.base.Range`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from methods.base import Fraction, NonNegative, NonNegativeInt, Positive, PositiveInt, Probability, Range
 
 
 @dataclass
 class OptimizerConfig:
     name: Literal["sgd", "adam", "adamw"] = "sgd"
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
+    lr: Positive = 0.01
+    momentum: Probability = 0.9
+    weight_decay: NonNegative = 1e-4
 
 
 @dataclass
@@ -25,18 +27,20 @@ class ScheduleConfig:
     """``step``: lr * gamma^floor(t / step_size); ``poly``: lr * (1 - t / T)^power; ``constant``."""
 
     name: Literal["step", "poly", "constant"] = "step"
-    gamma: float = 0.1
-    step_size: int = 2500
-    power: float = 0.9
+    gamma: Annotated[float, Range(0, 1, open_low=True)] = 0.1
+    step_size: PositiveInt = 2500
+    power: NonNegative = 0.9
 
 
 @dataclass
 class EvalConfig:
-    """Sliding-window inference and scoring (``protocols.md`` sections 8-9)."""
+    """Sliding-window inference and scoring (``protocols.md`` sections 8-9), the same for validation,
+    evaluation and figures (:class:`~benchmarks.evaluate.inference.Inferer`, under the run's ``amp``).
+    ``batch_size``: windows per forward (4; the official code's is 1, same masks up to rounding)."""
 
-    window: tuple[int, int, int] = (112, 112, 80)
-    strides: tuple[int, int, int] = (18, 18, 4)
-    batch_size: int = 4
+    window: tuple[PositiveInt, PositiveInt, PositiveInt] = (112, 112, 80)
+    strides: tuple[PositiveInt, PositiveInt, PositiveInt] = (18, 18, 4)
+    batch_size: PositiveInt = 4
     lcc: bool = False
     empty_policy: Literal["penalty", "official_zero", "nan"] = "penalty"
 
@@ -63,6 +67,7 @@ class SpeedConfig:
 class RunConfig:
     """Everything that defines one training run and its evaluation."""
 
+    #: A built-in dataset (``benchmarks/config/datasets/<name>.yaml``) or the path of a dataset YAML.
     dataset: str = "synthetic"
     data_root: str = "data/synthetic"
     layout: str = "prepared"
@@ -72,29 +77,29 @@ class RunConfig:
     labeled_file: str | None = None
     unlabeled_file: str | None = None
     selection: Literal["heldout", "last"] = "heldout"
-    validation: int = 0
-    val_every: int = 200
-    val_start: float = 0.2
-    seed: int = 1337
+    validation: NonNegativeInt = 0
+    val_every: PositiveInt = 200
+    val_start: Fraction = 0.2
+    seed: NonNegativeInt = 1337
     budget: Literal["official", "uniform"] = "official"
-    iterations: int = 6000
-    labeled_bs: int = 2
-    unlabeled_bs: int = 2
-    patch: tuple[int, int, int] = (112, 112, 80)
+    iterations: PositiveInt = 6000
+    labeled_bs: PositiveInt = 2
+    unlabeled_bs: NonNegativeInt = 2
+    patch: tuple[PositiveInt, PositiveInt, PositiveInt] = (112, 112, 80)
     rotflip: bool = True
-    in_channels: int = 1
-    num_classes: int = 2
-    filters: int = 16
+    in_channels: PositiveInt = 1
+    num_classes: Annotated[int, Range(2)] = 2
+    filters: PositiveInt = 16
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     amp: Literal["off", "bf16", "fp16"] = "off"
     device: str = "auto"
     deterministic: bool = True
-    num_workers: int = 0
-    checkpoint_every: int = 200
+    num_workers: NonNegativeInt = 0
+    checkpoint_every: PositiveInt = 200
     #: Outer iterations (counted from 1 within each stage) after which the weights are kept in
     #: ``snapshots/<stage>_<iteration>.pt`` for feature figures (Fig. 6); they do not change training.
-    snapshots: tuple[int, ...] = ()
+    snapshots: tuple[PositiveInt, ...] = ()
     eval: EvalConfig = field(default_factory=EvalConfig)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
 
@@ -104,3 +109,13 @@ OPERATIONAL_KEYS = frozenset({"device", "num_workers", "checkpoint_every", "snap
 
 #: Iterations of every method's main stage under ``budget: uniform`` (README of the specs).
 UNIFORM_ITERATIONS = 15000
+
+#: Version of this schema, recorded as ``schema_version`` in every run's ``config.yaml`` (version 0: records
+#: written before versions were). A key added with a default that keeps the old behaviour needs no new
+#: version; changing a default does: bump the version and record the previous default in
+#: :data:`CHANGED_DEFAULTS`, so that older runs keep their configuration and hash.
+SCHEMA_VERSION = 1
+
+#: ``{version: {dotted key: its default before that version}}``; ``options.<key>`` is a method option (of
+#: every method that has it).
+CHANGED_DEFAULTS: dict[int, dict[str, Any]] = {}

@@ -24,13 +24,15 @@ from benchmarks.errors import DataError
 @dataclass(frozen=True, eq=False)
 class Case:
     """One validated case: ``image`` float32 (X, Y, Z), ``label`` uint8 (X, Y, Z) in {0, 1},
-    ``spacing`` voxel size in mm along (X, Y, Z), ``path`` the HDF5 file it came from."""
+    ``spacing`` voxel size in mm along (X, Y, Z), ``path`` the HDF5 file it came from, ``casts`` the dtype
+    conversions made on loading (``"image float64 -> float32"``)."""
 
     id: str
     image: np.ndarray
     label: np.ndarray
     spacing: Spacing
     path: Path
+    casts: tuple[str, ...] = ()
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -92,7 +94,8 @@ def load_case(
     """Read and validate one case (protocols.md §1); raises DataError naming file, case and fault.
 
     Float labels exactly 0.0/1.0 and bool labels are cast to uint8; integer or float64 images
-    are cast to float32 and must be finite after the cast.
+    are cast to float32 and must be finite after the cast, and not constant (a blank volume).
+    The casts are listed in :attr:`Case.casts`.
     """
     path = Path(path)
     where = f"{path} (case {case_id})"
@@ -108,18 +111,23 @@ def load_case(
         spacing = _read_spacing(handle, where, default_spacing)
     if image.shape != label.shape:
         raise DataError(f"{where}: image shape {image.shape} != label shape {label.shape}")
+    casts = tuple(f"{key} {array.dtype} -> {dtype}" for key, array, dtype in
+                  (("image", image, "float32"), ("label", label, "uint8")) if array.dtype != dtype)
     with np.errstate(over="ignore"):  # overflow becomes inf, reported just below
         image = image.astype(np.float32, copy=False)
     finite = np.isfinite(image)
     if not finite.all():
         n_nan = int(np.isnan(image).sum())
         raise DataError(f"{where}: image has non-finite values ({n_nan} NaN, {int((~finite).sum()) - n_nan} infinite)")
+    if image.min() == image.max():
+        raise DataError(f"{where}: image is constant (every voxel {image.flat[0]:g}); a blank volume, "
+                        "check its conversion")
     label = _validate_label(label, where, require_foreground)
     image = np.ascontiguousarray(image)
     label = np.ascontiguousarray(label)
     image.setflags(write=False)
     label.setflags(write=False)
-    return Case(case_id, image, label, spacing, path)
+    return Case(case_id, image, label, spacing, path, casts)
 
 
 def write_case(

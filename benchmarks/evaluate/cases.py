@@ -9,16 +9,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from benchmarks.errors import DataError
 from benchmarks.io import write_csv, write_json
 
-from .inference import predict_mask, sliding_window
+from .inference import Inferer
 from .metrics import METRICS, case_metrics, check_empty_policy, summarize
-from .postprocess import largest_connected_component
 
 #: One test case: ID, image (X, Y, Z) float32, label (X, Y, Z) in {0, 1}, voxel spacing in mm.
 Case = tuple[str, np.ndarray, np.ndarray, Sequence[float]]
@@ -29,17 +27,13 @@ COLUMNS = ("case", *METRICS, "empty_pred")
 def evaluate_cases(
     predict: Callable[[Tensor], Tensor],
     cases: Iterable[Case],
-    window: Sequence[int],
-    strides: Sequence[int],
-    batch_size: int = 1,
-    device: str | torch.device = "cpu",
-    lcc: bool = False,
+    inferer: Inferer,
     empty_policy: str = "penalty",
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Sliding-window prediction, optional LCC and metrics for every case, in the order given.
+    """``inferer``'s mask (sliding window, optional LCC) and metrics for every case, in the order given.
 
-    ``predict`` maps ``(B, 1, *window)`` to logits ``(B, K, *window)`` (see :func:`sliding_window`).
+    ``predict`` maps ``(B, 1, *window)`` to logits ``(B, K, *window)`` (see :func:`~.inference.sliding_window`).
     Returns one row per case with the columns :data:`COLUMNS`: Dice and Jaccard in percent, ASD and 95HD
     in voxels and in mm, ``empty_pred`` 0/1.
     """
@@ -49,9 +43,7 @@ def evaluate_cases(
     for case_id, image, label, spacing in bar:
         if np.shape(image)[-3:] != np.shape(label):
             raise DataError(f"case {case_id}: image {np.shape(image)} and label {np.shape(label)} differ in shape")
-        mask = predict_mask(sliding_window(predict, image, window, strides, batch_size, device))
-        if lcc:
-            mask = largest_connected_component(mask)
+        mask = inferer.segment(predict, image)
         rows.append({"case": case_id, **case_metrics(mask, label, spacing, empty_policy)})
         bar.set_postfix(case=case_id, dice=f"{rows[-1]['dice']:.2f}")
     return pd.DataFrame(rows, columns=list(COLUMNS))

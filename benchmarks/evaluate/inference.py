@@ -1,17 +1,60 @@
-"""Sliding-window inference with uniform averaging (``protocols.md`` section 8)."""
+"""Sliding-window inference with uniform averaging (``protocols.md`` section 8) and the one segmentation
+pipeline (:class:`Inferer`) that validation, evaluation and the figures share."""
 
 from __future__ import annotations
 
 import itertools
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..config.schema import RunConfig
+from ..runtime import autocast
+from .postprocess import largest_connected_component
+
 Triple = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class Inferer:
+    """How a run turns a volume into a mask: sliding windows of ``window`` every ``strides`` voxels,
+    ``batch_size`` windows per forward on ``device``, under the run's precision ``amp`` (logits are cast to
+    float32 before the softmax), argmax and, with ``lcc``, the largest connected component (26-connected).
+
+    Built once from a run's configuration (:meth:`from_config`) and used by held-out validation, ``sslbench
+    evaluate`` and ``sslbench predict``, so the scored, selected and drawn masks are the same.
+    """
+
+    window: Triple
+    strides: Triple
+    batch_size: int = 1
+    lcc: bool = False
+    amp: str = "off"
+    device: torch.device | str = "cpu"
+
+    @classmethod
+    def from_config(cls, config: RunConfig, device: torch.device) -> Inferer:
+        """``config.eval``'s window, strides, batch size and LCC with the run's ``amp``."""
+        e = config.eval
+        return cls(tuple(e.window), tuple(e.strides), e.batch_size, e.lcc, config.amp, device)  # type: ignore[arg-type]
+
+    def probabilities(self, predict: Callable[[Tensor], Tensor], volume: np.ndarray | Tensor) -> np.ndarray:
+        """``(K, X, Y, Z)`` float32 probabilities of :func:`sliding_window`; ``predict`` runs in eval mode."""
+        def forward(x: Tensor) -> Tensor:
+            with autocast(self.amp, self.device):
+                return predict(x).float()
+
+        return sliding_window(forward, volume, self.window, self.strides, self.batch_size, self.device)
+
+    def segment(self, predict: Callable[[Tensor], Tensor], volume: np.ndarray | Tensor) -> np.ndarray:
+        """Foreground mask ``(X, Y, Z)`` bool of ``volume`` ``(X, Y, Z)`` or ``(C, X, Y, Z)``."""
+        mask = predict_mask(self.probabilities(predict, volume))
+        return largest_connected_component(mask) if self.lcc else mask
 
 
 def window_starts(size: int, window: int, stride: int) -> list[int]:

@@ -10,16 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
-from ..config import RunConfig, config_hash, load_config
+from ..config import RunConfig, load_config
+from ..config.record import RECORD, read_record
 from ..errors import CheckpointError, ConfigError
+from ..rundir import BEST, FINAL
 from ..runtime import architecture, build_method, resolve_device, training_status
 from ..train.checkpoint import load_checkpoint
 from ..train.data import load_split, load_test_cases
 from ..train.provenance import provenance
-from ..train.trainer import BEST, FINAL
 from .cases import COLUMNS, evaluate_cases, write_evaluation
+from .inference import Inferer
 
 #: Settings an evaluation may change without retraining.
 EVAL_KEYS = frozenset({"eval", "data_root", "device"})
@@ -40,16 +41,14 @@ def evaluate_run(
     ``device``. Results go to ``out`` (default ``<run>/eval`` for ``auto``, ``<run>/eval_<name>`` otherwise).
     """
     run_dir = Path(run_dir)
-    record = run_dir / "config.yaml"
-    if not record.is_file():
-        raise ConfigError(f"{run_dir} is not a run directory: {record.name} is missing")
+    record = read_record(run_dir)
     overrides = dict(overrides or {})
     bad = sorted(set(overrides) - EVAL_KEYS)
     if bad:
         raise ConfigError(f"evaluation cannot change {', '.join(bad)}; only {', '.join(sorted(EVAL_KEYS))}")
-    recorded = yaml.safe_load(record.read_text())
-    run_hash = config_hash(load_config(recorded)[0])
-    config, options = load_config({**recorded, **overrides, "eval": {**recorded["eval"], **overrides.get("eval", {})}})
+    recorded, run_hash = record.settings, record.hash
+    config, options = load_config({**recorded, **overrides,
+                                   "eval": {**recorded.get("eval", {}), **overrides.get("eval", {})}})
     name = "eval" if checkpoint == "auto" else f"eval_{Path(checkpoint).stem}"
     out_dir = Path(out) if out else run_dir / name
     status = training_status(run_dir)
@@ -59,17 +58,15 @@ def evaluate_run(
     state = load_checkpoint(path, config.method, architecture(config))
     if state.get("config_hash", run_hash) != run_hash:
         raise CheckpointError(f"checkpoint {path} was trained under configuration {state['config_hash']}, "
-                              f"not under {run_dir / 'config.yaml'} ({run_hash})")
+                              f"not under {run_dir / RECORD} ({run_hash})")
     device = resolve_device(config.device)
     method = build_method(config, options)
     method.load_state_dict(state["method_state"])
     method.to(device).eval()
     show = sys.stderr.isatty() if progress is None else progress
     cases = load_test_cases(config, load_split(config), show)
-    per_case = evaluate_cases(
-        method.predict, [(c.id, c.image, c.label, c.spacing) for c in cases], config.eval.window,
-        config.eval.strides, config.eval.batch_size, device, config.eval.lcc, config.eval.empty_policy, show,
-    )
+    per_case = evaluate_cases(method.predict, [(c.id, c.image, c.label, c.spacing) for c in cases],
+                              Inferer.from_config(config, device), config.eval.empty_policy, show)
     extra = {
         **_identity(config, run_hash, overrides),
         "status": "completed",
@@ -82,7 +79,7 @@ def evaluate_run(
         "window": list(config.eval.window),
         "strides": list(config.eval.strides),
         "units": {"dice": "%", "jaccard": "%", "asd": "voxel", "hd95": "voxel", "asd_mm": "mm", "hd95_mm": "mm"},
-        "provenance": provenance(device),
+        "provenance": provenance(device, config.amp),
         "training_provenance": _training_provenance(run_dir),
     }
     return write_evaluation(out_dir, per_case, extra)

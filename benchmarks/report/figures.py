@@ -7,7 +7,7 @@
 - ``fig_training_curves``: total loss per iteration (from ``log.csv``) of each table row.
 - ``fig3_qualitative``: image, ground truth and each method's prediction on the axial slice with the
   largest ground-truth area (``predictions.npz`` written by ``sslbench predict``).
-- ``fig6_features``: LeFeD's decoder features over training from the weight snapshots of one run
+- ``fig6_features``: the proposed method's decoder features over training from the weight snapshots of one run
   (``results/features/<suite>/fig6.npz`` written by ``sslbench features``).
 """
 
@@ -27,18 +27,23 @@ import pandas as pd
 import seaborn as sns
 
 from ..errors import DataError
-from .suites import ENCODING_LABELS, ROW_LABELS, Suite, _fmt_lambda
+from ..io import write_files
+from .suites import ENCODING_LABELS, Suite, _fmt_lambda, method_label
 from .tables import METRIC_HEADERS, METRICS, PAPER_CSV, Results, load_paper_values
 
 DPI = 110
 
 
 def _save(fig: plt.Figure, out: Path, stem: str, data: pd.DataFrame) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out / f"{stem}.png", dpi=DPI, bbox_inches="tight")
-    fig.savefig(out / f"{stem}.pdf", bbox_inches="tight")
-    plt.close(fig)
-    data.to_csv(out / f"{stem}.csv", index=False)
+    """``<stem>.png``, ``.pdf`` and the plotted data ``.csv``, replaced together (:func:`~benchmarks.io.write_files`)."""
+    try:
+        write_files({
+            out / f"{stem}.png": lambda f: fig.savefig(f, format="png", dpi=DPI, bbox_inches="tight"),
+            out / f"{stem}.pdf": lambda f: fig.savefig(f, format="pdf", bbox_inches="tight"),
+            out / f"{stem}.csv": lambda f: f.write(data.to_csv(index=False).encode()),
+        })
+    finally:
+        plt.close(fig)
 
 
 def _title(suite: Suite, text: str) -> str:
@@ -54,7 +59,7 @@ def fig_complexity(suite: Suite, out: Path, complexity_dir: Path) -> None:
         if missing:
             raise DataError(f"{path} lacks {', '.join(sorted(missing))} (written by an older sslbench); "
                             "delete it and rerun `sslbench complexity --json`")
-        rows.append({"method": method, "label": ROW_LABELS.get(method, "V-Net" if method == "vnet" else method),
+        rows.append({"method": method, "label": method_label(method),
                      "params_train_M": data["params_train"] / 1e6, "params_segmenter_M": data["params"] / 1e6,
                      "params_inference_M": data["params_inference"] / 1e6,
                      "macs_G": data["macs"] / 1e9,
@@ -96,7 +101,7 @@ def _setting_rows(suite: Suite, results: Results, block: str, keys: list[tuple[s
 
 
 def fig_encodings(suite: Suite, out: Path, results: Results) -> None:
-    keys = [(e, ENCODING_LABELS[e], f"lefed-enc_{e}") for e in suite.spec["encodings"]["values"]]
+    keys = [(e, ENCODING_LABELS[e], f"{suite.proposed}-enc_{e}") for e in suite.spec["encodings"]["values"]]
     df = _setting_rows(suite, results, "encodings", keys)
     paper = load_paper_values(PAPER_CSV)
     fig, axes = plt.subplots(2, 2, figsize=(11, 7))
@@ -104,7 +109,7 @@ def fig_encodings(suite: Suite, out: Path, results: Results) -> None:
         sub = df[df.metric == m]
         sns.barplot(sub, x="setting", y="value", hue="label", errorbar="sd", ax=ax)
         ax.set(title=METRIC_HEADERS[m], xlabel="", ylabel="")
-        if m == "dice":  # the paper's default LeFeD value per setting ([I], reference_numbers.md section 3.6)
+        if m == "dice":  # the paper's default value of the proposed method per setting ([I], reference_numbers.md section 3.6)
             for i, setting in enumerate(sub["setting"].unique()):
                 ds, labels = sub[sub.setting == setting][["dataset", "labels"]].iloc[0]
                 ref = paper.get(("V", ds, int(labels) if labels.isdigit() else -1, "t3"), {}).get("dice")
@@ -119,10 +124,11 @@ def fig_encodings(suite: Suite, out: Path, results: Results) -> None:
 
 def fig_sweep(suite: Suite, out: Path, results: Results, block: str) -> None:
     if block == "t_sweep":
-        keys = [(f"t{v}", str(v), f"lefed-t{v}") for v in suite.spec[block]["values"]]
+        keys = [(f"t{v}", str(v), f"{suite.proposed}-t{v}") for v in suite.spec[block]["values"]]
         stem, name = "fig_t_sweep", "t (passes per sample)"
     else:
-        keys = [(f"lam{_fmt_lambda(v)}", _fmt_lambda(v), f"lefed-lam{_fmt_lambda(v)}") for v in suite.spec[block]["values"]]
+        keys = [(f"lam{_fmt_lambda(v)}", _fmt_lambda(v), f"{suite.proposed}-lam{_fmt_lambda(v)}")
+                for v in suite.spec[block]["values"]]
         stem, name = "fig_lambda_sweep", "λ (discrepancy weight)"
     df = _setting_rows(suite, results, block, keys)
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.4))
@@ -146,7 +152,7 @@ def fig_training_curves(suite: Suite, out: Path, root: Path) -> None:
         if not log.is_file() or log.stat().st_size == 0:  # not started, or failed in its first iteration
             continue
         df = pd.read_csv(log, usecols=lambda c: c in ("stage", "iteration", "loss"))
-        df["row"] = ROW_LABELS.get(run.key, run.key)
+        df["row"] = suite.row_label(run.key)
         df["setting"] = f"{run.dataset} {run.labels} L"
         df["seed"] = run.seed
         df["run_dir"] = run.path
@@ -180,7 +186,7 @@ def fig_qualitative(suite: Suite, out: Path, root: Path) -> None:
         for row in rows_spec:
             path = root / suite.find(d["name"], row, str(labels), seed) / "predictions.npz"
             loaded[row] = (np.load(path), path)
-        for case in [str(c) for c in loaded["lefed"][0]["cases"]]:
+        for case in [str(c) for c in loaded[suite.proposed][0]["cases"]]:
             source = next((z for z, _ in loaded.values() if f"{case}/image" in z), None)
             if source is None:  # every row's training failed
                 continue
@@ -225,7 +231,7 @@ def fig_qualitative(suite: Suite, out: Path, root: Path) -> None:
                     ax.text(0.03, 0.97, f"{dice:.1f}", transform=ax.transAxes, va="top", color="yellow",
                             fontsize=7, bbox={"facecolor": "black", "alpha": 0.6, "pad": 1, "linewidth": 0})
             if r == 0:
-                ax.set_title(["Image", "GT"][c] if c < 2 else ROW_LABELS.get(rows_spec[c - 2], rows_spec[c - 2]),
+                ax.set_title(["Image", "GT"][c] if c < 2 else suite.row_label(rows_spec[c - 2]),
                              fontsize=8)
             if c == 0:
                 ax.set_ylabel(f"{dataset}\n{case}", fontsize=7)
@@ -241,12 +247,13 @@ def fig_features(suite: Suite, out: Path, root: Path) -> None:
     path = root / suite.features_file()
     data = np.load(path)
     failed = str(data["failed"])
+    label = suite.row_label(suite.proposed)
     if "maps" not in data:
         fig, ax = plt.subplots(figsize=(6, 1.5))
         ax.axis("off")
-        ax.text(0.5, 0.5, f"The LeFeD run failed before its first snapshot:\n{failed}", ha="center", va="center",
+        ax.text(0.5, 0.5, f"The {label} run failed before its first snapshot:\n{failed}", ha="center", va="center",
                 wrap=True, fontsize=8)
-        fig.suptitle(_title(suite, "Fig. 6: LeFeD decoder features over training"), fontsize=9)
+        fig.suptitle(_title(suite, f"Fig. 6: {label} decoder features over training"), fontsize=9)
         _save(fig, out, "fig6_features", pd.DataFrame([{"run_dir": str(data["run_dir"]), "failed": failed,
                                                           "source": str(path)}]))
         return
@@ -277,7 +284,7 @@ def fig_features(suite: Suite, out: Path, root: Path) -> None:
                             "source": str(path)})
         fig.colorbar(image, ax=axes[r].tolist(), shrink=0.8, pad=0.01)
     note = f"; the training failed after the last snapshot: {failed}" if failed else ""
-    fig.suptitle(_title(suite, f"Fig. 6: LeFeD decoder features over training (channel mean of the last decoder "
+    fig.suptitle(_title(suite, f"Fig. 6: {label} decoder features over training (channel mean of the last decoder "
                                f"block, central axial slice of case {data['case']}){note}"), fontsize=9, wrap=True)
     _save(fig, out, "fig6_features", pd.DataFrame(records))
 

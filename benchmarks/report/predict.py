@@ -33,7 +33,7 @@ def select_cases(per_case_csv: str | Path, n: int = 2) -> list[str]:
 
 
 def predict_cases(run_dir: str | Path, cases: list[str], out: str | Path) -> Path:
-    from ..evaluate.inference import predict_mask, sliding_window
+    from ..evaluate.inference import Inferer
     from ..evaluate.metrics import case_metrics
     from ..evaluate.run import _checkpoint_path
     from ..runtime import resolve_device, restore_method, run_config, training_status
@@ -46,6 +46,7 @@ def predict_cases(run_dir: str | Path, cases: list[str], out: str | Path) -> Pat
     device = resolve_device(config.device)
     method = None if failed else restore_method(config, options, _checkpoint_path(run_dir, "auto", config.selection),
                                                 device)
+    inferer = Inferer.from_config(config, device)
     wanted = set(cases)
     arrays: dict[str, np.ndarray] = {"failed": np.array(failed)} if failed else {}
     for case in load_test_cases(config, load_split(config), False):
@@ -56,9 +57,7 @@ def predict_cases(run_dir: str | Path, cases: list[str], out: str | Path) -> Pat
         arrays[f"{case.id}/label"] = label.astype(np.uint8)
         if method is None:
             continue
-        probs = sliding_window(method.predict, case.image, config.eval.window, config.eval.strides,
-                               config.eval.batch_size, device)
-        mask = predict_mask(probs)
+        mask = inferer.segment(method.predict, case.image)
         arrays[f"{case.id}/pred"] = mask.astype(np.uint8)
         arrays[f"{case.id}/dice"] = np.float64(case_metrics(mask, label, case.spacing, config.eval.empty_policy)["dice"])
     missing = wanted - {k.split("/")[0] for k in arrays}

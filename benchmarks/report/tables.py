@@ -25,25 +25,19 @@ from typing import Any
 
 import pandas as pd
 
+from ..config.dataset import load_dataset
 from ..errors import SSLBenchError
 from ..io import write_csv, write_text
-from .artifacts import dataset_table_stem
-from .suites import ABLATION_LABELS, DATASET_TABLES, ROW_LABELS, Suite
+from .suites import ABLATION_LABELS, Suite
 
 METRICS = ("dice", "jaccard", "asd", "hd95")
 METRIC_HEADERS = {"dice": "Dice (%) ↑", "jaccard": "Jaccard (%) ↑", "asd": "ASD (voxel) ↓", "hd95": "95HD (voxel) ↓"}
 LOWER_IS_BETTER = {"asd", "hd95"}
 TAG_MARKS = {"L": "", "D": "d", "I": "i", "O": "o", "T": "t"}
+#: Published values, rows of differences included (their ``method`` is the suite's difference key).
 PAPER_CSV = Path(__file__).with_name("data") / "paper_values.csv"
+#: The rows beyond the paper's own published values (shown instead of a paper column).
 PUBLISHED_CSV = Path(__file__).with_name("data") / "published_values.csv"
-#: "LeFeD − BCP" differences quoted in the LeFeD text (tables.md section 1; reference_numbers.md section 2).
-PAPER_LEFED_MINUS_BCP = {
-    ("pancreas_mcnet", 6): {"dice": 1.68, "jaccard": 2.27},
-    ("pancreas_mcnet", 12): {"dice": -0.22, "hd95": -1.43},
-    ("lung", 10): {"dice": 2.11, "hd95": -0.76},
-    ("lung", 15): {"dice": 1.17, "hd95": -0.66},
-}
-BEST_ROWS_EXCLUDED = {"vnet_lower", "vnet_upper", "lefed_official"}
 CSV_COLUMNS = ["table", "protocol", "label_count", "row_key", "metric", "mean", "std", "n_runs", "n_empty", "paper",
                "paper_tag", "delta", "selection", "lcc", "empty_policy", "units", "run_dirs", "n_failed", "failed_runs",
                "config_hashes", "seeds", "code", "devices", "published", "published_tag"]
@@ -312,78 +306,78 @@ class TableBuilder:
 
     # ----- Tables I-III ---------------------------------------------------------------------------------------
     def dataset_table(self, dataset: dict[str, Any], out: Path) -> None:
-        name = dataset["name"]
-        table, stem, what = DATASET_TABLES.get(name, ("", dataset_table_stem(name), f"{name} dataset"))
+        name, spec = dataset["name"], load_dataset(dataset["file"])
+        table, stem, what = spec.table.number or "", spec.table_stem, spec.table_title
         table_id = table or name
         groups = [str(x) for x in dataset["labels"]]
         start = len(self.records)
         recs: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
         split: dict[tuple[str, str], tuple[int, int] | None] = {}
         for row in self.suite.spec["methods"]:
+            fixed = self.suite.row(row).labels
             for g in groups:
-                labels = "all" if row == "vnet_upper" else g
-                cell = self.results.cell(name, row, labels)
+                cell = self.results.cell(name, row, fixed or g)
                 recs[(row, g)] = self.record(table_id, name, g, row, cell)
                 split[(row, g)] = self.results.split_counts(cell.run_dirs[0])
         best: dict[tuple[str, str], str] = {}
+        ranked = self.suite.ranked_rows()
         for g in groups:
             for metric in METRICS:
-                cands = [(float(recs[(r, g)][metric]["mean"]), r) for r in self.suite.spec["methods"]
-                         if r not in BEST_ROWS_EXCLUDED and not math.isnan(float(recs[(r, g)][metric]["mean"]))]
+                cands = [(float(recs[(r, g)][metric]["mean"]), r) for r in ranked
+                         if not math.isnan(float(recs[(r, g)][metric]["mean"]))]
                 if cands:
                     best[(g, metric)] = (min if metric in LOWER_IS_BETTER else max)(cands)[1]
         header = ["Method", "Scans used (L / U)"] + [f"{g} labels: {METRIC_HEADERS[m]}" for g in groups for m in METRICS]
         md_rows, tex_rows = [], []
         for row in self.suite.spec["methods"]:
             scans = " · ".join(f"{c[0]} / {c[1]}" for g in groups if (c := split[(row, g)]))
-            if row == "vnet_upper":
+            if self.suite.row(row).labels:
                 scans = " / ".join(map(str, split[(row, groups[0])] or ("?", "?")))
-            label = ROW_LABELS.get(row, row)
+            label = self.suite.row_label(row)
             for latex, rows in ((False, md_rows), (True, tex_rows)):
                 rows.append([label, scans] + [self.cell_text(recs[(row, g)][m], best.get((g, m)) == row, latex)
                                               for g in groups for m in METRICS])
-        if "lefed" in self.suite.spec["methods"] and "bcp" in self.suite.spec["methods"]:
+        for diff in self.suite.differences():
+            a, b = diff["rows"]
             cells = []
             for g in groups:
-                quoted = PAPER_LEFED_MINUS_BCP.get((name, _label_int(g) or -1), {})
+                quoted = self.paper.get((table_id, name, _label_int(g) or -1, diff["key"]), {})
                 for m in METRICS:
-                    d = float(recs[("lefed", g)][m]["mean"]) - float(recs[("bcp", g)][m]["mean"])
-                    cells.append(_signed(d) + (f" (paper {_signed(quoted[m])})" if m in quoted else ""))
+                    d = float(recs[(a, g)][m]["mean"]) - float(recs[(b, g)][m]["mean"])
+                    cells.append(_signed(d) + (f" (paper {_signed(quoted[m][0])})" if m in quoted else ""))
                     self.records.append({"table": table_id, "protocol": name, "label_count": g,
-                                         "row_key": "lefed_minus_bcp", "metric": m, "mean": round(d, 4),
-                                         "paper": quoted.get(m, ""), "run_dirs": ""})
-            md_rows.append(["LeFeD − BCP", ""] + cells)
-            tex_rows.append(["LeFeD − BCP", ""] + cells)
+                                         "row_key": diff["key"], "metric": m, "mean": round(d, 4),
+                                         "paper": quoted[m][0] if m in quoted else "", "run_dirs": ""})
+            md_rows.append([diff["label"], ""] + cells)
+            tex_rows.append([diff["label"], ""] + cells)
         if self.suite.beyond:
             blank = [""] * (len(header) - 1)
             md_rows.append(["*Beyond the paper*"] + blank)
             tex_rows.append(["Beyond the paper"] + blank)
         for row in self.suite.beyond:
-            cells_g = {g: self.results.cell(name, row, g) for g in groups}
+            cells_g = {g: self.results.cell(name, row, self.suite.row(row).labels or g) for g in groups}
             beyond_recs = {g: self.record(table_id, name, g, row, cell, beyond=True) for g, cell in cells_g.items()}
             scans = " · ".join(f"{c[0]} / {c[1]}" for g in groups
                                if (c := self.results.split_counts(cells_g[g].run_dirs[0])))
             for latex, rows in ((False, md_rows), (True, tex_rows)):
-                rows.append([ROW_LABELS.get(row, row), scans]
+                rows.append([self.suite.row_label(row), scans]
                             + [self.cell_text(beyond_recs[g][m], False, latex) for g in groups for m in METRICS])
         pct = ", ".join(groups)
-        n_other = len([r for r in self.suite.spec["methods"]
-                       if r not in ("vnet_lower", "vnet_upper", "lefed", "lefed_official")])
+        n_other = len([r for r in self.suite.ranked_rows() if r != self.suite.proposed])
         title = f"{'[demo] ' if self.suite.demo else ''}Table {table or name}: Performance comparison with " \
                 f"{n_other} methods on the {what}, using {pct} labeled scans"
-        extra = []
-        if name == "pancreas_mcnet":
-            extra.append("Paper column warning: the paper's Table I mixes protocols (its BCP 20 % row is BCP's "
-                         "CoraNet-protocol result); all our rows use pancreas_mcnet.")
-        if name not in DATASET_TABLES:
+        extra = list(spec.table.notes)
+        if not spec.table.number:
             extra.append(f"Dataset {name!r} has no published values (no paper column).")
         if self.suite.beyond:
-            extra.append("Beyond the paper: " + ", ".join(ROW_LABELS.get(r, r) for r in self.suite.beyond)
+            extra.append("Beyond the paper: " + ", ".join(map(self.suite.row_label, self.suite.beyond))
                          + " came after the paper's comparison; no paper column and no best marking; in "
                          "parentheses their own published value (benchmarks/report/data/published_values.csv: "
                          "o the method's repository, t third-party) under the method's own protocol and "
                          "checkpoint selection, and Δ = ours − published.")
-        footer = self.footer([name], pct + " labeled (vnet_upper: all)", extra)
+        fixed = "".join(f" ({r}: {self.suite.row(r).labels})" for r in self.suite.spec["methods"]
+                        if self.suite.row(r).labels)
+        footer = self.footer([name], pct + " labeled" + fixed, extra)
         self.write(out, stem, title, header, md_rows, tex_rows, footer, self.records[start:])
 
     # ----- Tables IV-VI ---------------------------------------------------------------------------------------
@@ -392,16 +386,16 @@ class TableBuilder:
         present = {d["name"] for d in self.suite.datasets()}
         if block == "ablation":
             table, stem = "IV", "table_IV_ablation"
-            rows = [(r, ABLATION_LABELS[r], f"lefed-abl_{r}") for r in spec["rows"]]
-            title = "Table IV: Ablation study of LeFeD's components"
+            rows = [(r, ABLATION_LABELS[r], f"{self.suite.proposed}-abl_{r}") for r in spec["rows"]]
+            title = f"Table IV: Ablation study of {self.suite.row_label(self.suite.proposed)}'s components"
         elif block == "t_sweep":
             table, stem = "V", "table_V_passes"
-            rows = [(f"t{v}", f"t = {v}", f"lefed-t{v}") for v in spec["values"]]
+            rows = [(f"t{v}", f"t = {v}", f"{self.suite.proposed}-t{v}") for v in spec["values"]]
             title = "Table V: Passes per sample t"
         else:
             from .suites import _fmt_lambda
             table, stem = "VI", "table_VI_lambda"
-            rows = [(f"lam{_fmt_lambda(v)}", f"λ = {_fmt_lambda(v)}", f"lefed-lam{_fmt_lambda(v)}")
+            rows = [(f"lam{_fmt_lambda(v)}", f"λ = {_fmt_lambda(v)}", f"{self.suite.proposed}-lam{_fmt_lambda(v)}")
                     for v in spec["values"]]
             title = "Table VI: Discrepancy weight λ"
         if self.suite.demo:

@@ -25,20 +25,21 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from tqdm import tqdm
 
 from methods.base import Batch, OptimizerSpec, Options, RunInfo, Stage, TrainingData
 
-from ..config import RunConfig, config_hash
+from ..config import RunConfig, config_hash, dataset_info, load_config
 from ..config.coerce import to_dict
+from ..config.record import RECORD, read_record, write_record
 from ..config.schema import OPERATIONAL_KEYS
 from ..data.sampler import TwoStreamSchedule
 from ..data.seeding import rng
 from ..errors import CheckpointError, ConfigError, TrainingDiverged
-from ..evaluate.inference import predict_mask, sliding_window
+from ..evaluate.inference import Inferer
 from ..evaluate.metrics import case_metrics
-from ..io import remove_temp_files, write_json, write_yaml
+from ..io import remove_temp_files, write_json
+from ..rundir import BEST, FINAL, LATEST, SNAPSHOTS, STATUS, snapshot_name, stage_best
 from ..runtime import architecture, build_method, resolve_device
 from .checkpoint import load_checkpoint, save_checkpoint
 from .context import HarnessContext
@@ -48,27 +49,22 @@ from .provenance import provenance
 from .schedules import learning_rate
 from .speed import WaitClock, prepare_networks, training_batches
 
-LATEST, FINAL, BEST = "checkpoint_latest.pt", "checkpoint_final.pt", "checkpoint_best.pt"
-SNAPSHOTS = "snapshots"
-#: The outcome of a training: ``{"status": "completed" | "failed", ...}`` (the workflow's train target).
-STATUS = "status.json"
 
-
-def prepare_run_dir(run_dir: Path, config: RunConfig) -> None:
-    """Create ``run_dir`` with its ``config.yaml``, or check that an existing one records the same config."""
-    record = run_dir / "config.yaml"
-    current = to_dict(config)
-    if record.is_file():
-        previous = yaml.safe_load(record.read_text()) or {}
-        diff = _differences(previous, current)
+def prepare_run_dir(run_dir: Path, config: RunConfig) -> str:
+    """Create ``run_dir`` with its ``config.yaml``, or check that an existing one records the same config (keys
+    its schema version lacked compared at their defaults, :func:`~benchmarks.config.record.read_record`);
+    returns the run's configuration hash."""
+    if (run_dir / RECORD).is_file():
+        record = read_record(run_dir)
+        diff = _differences(to_dict(load_config(record.settings)[0]), to_dict(config))
         if diff:
             values = "; ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in diff.items())
             raise ConfigError(
                 f"run directory {run_dir} holds a run with another configuration (differing keys: "
                 f"{', '.join(diff)}; recorded -> requested: {values}); choose another --out or remove the directory"
             )
-    else:
-        write_yaml(record, current)
+        return record.hash
+    return write_record(run_dir, config)
 
 
 def _differences(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -> dict[str, tuple[Any, Any]]:
@@ -105,21 +101,24 @@ class Trainer:
         self.ctx = HarnessContext(self.optimizers, self.device, config.amp)
         self.stages: tuple[Stage, ...] = ()
         self.best: dict[str, float] = {}
+        #: The run's configuration hash; that of its ``config.yaml`` once :meth:`fit` has checked it.
+        self.run_hash = config_hash(config)
 
     # ----------------------------------------------------------------- public
     def fit(self) -> Path:
         """Run every stage to its end; returns the path of ``checkpoint_final.pt``.
 
-        The split and every training case are validated before the run directory is created or checked, so
-        bad input leaves no run directory behind. ``status.json`` records the outcome: ``completed``, or
+        The split, every training case and every test case are validated before the run directory is created or
+        checked, so bad input leaves no run directory behind. ``status.json`` records the outcome: ``completed``, or
         ``failed`` when a loss went non-finite (:class:`TrainingDiverged`, re-raised).
         """
         config = self.config
         split = load_split(config)
-        self.stages = self._plan(RunInfo(len(split.labeled), len(split.unlabeled), config.iterations, config.budget))
+        self.stages = self._plan(RunInfo(len(split.labeled), len(split.unlabeled), config.iterations, config.budget,
+                                          dataset_info(config)))
         need_unlabeled = any(self._batch_sizes(s)[1] > 0 for s in self.stages)
         cases = load_training_cases(config, split, need_unlabeled, self.progress)
-        prepare_run_dir(self.run_dir, config)
+        self.run_hash = prepare_run_dir(self.run_dir, config)
         remove_temp_files(self.run_dir)
         (self.run_dir / STATUS).unlink(missing_ok=True)
         self.ctx.data = TrainingData([(c.image, c.label) for c in cases.labeled], [c.image for c in cases.unlabeled])
@@ -127,13 +126,17 @@ class Trainer:
         if cases.empty_labels:
             print(f"warning: {len(cases.empty_labels)} training case(s) have an empty label map (no foreground): "
                   f"{', '.join(cases.empty_labels)}; recorded in {self.run_dir / 'provenance.json'}", file=sys.stderr)
+        if cases.casts:
+            print(f"note: cast on loading: {_listing(cases.casts)}; recorded in {self.run_dir / 'provenance.json'}",
+                  file=sys.stderr)
         stage_index, start = self._resume()
         write_json(self.run_dir / "provenance.json", {
-            "config_hash": config_hash(config), "seed": config.seed, "method": config.method,
+            "config_hash": self.run_hash, "seed": config.seed, "method": config.method,
             "stages": [{"name": s.name, "iterations": self._iterations(s)} for s in self.stages],
             "resumed_from": {"stage": stage_index, "iteration": start} if (stage_index or start) else None,
             "empty_label_cases": cases.empty_labels,
-            **provenance(self.device),
+            "casts": cases.casts,
+            **provenance(self.device, config.amp),
         })
         position = (stage_index, start)
         log = CsvLog(self.run_dir / "log.csv", keep=lambda row: _position(row) < position)
@@ -148,7 +151,7 @@ class Trainer:
             raise self._record_divergence(exc) from None
         final = self.run_dir / FINAL
         save_checkpoint(final, self._state(len(self.stages), 0))
-        write_json(self.run_dir / STATUS, {"status": "completed", "config_hash": config_hash(config),
+        write_json(self.run_dir / STATUS, {"status": "completed", "config_hash": self.run_hash,
                                            "checkpoint": FINAL})
         return final
 
@@ -185,7 +188,7 @@ class Trainer:
 
     def _best_path(self, index: int) -> Path:
         last = index == len(self.stages) - 1
-        return self.run_dir / (BEST if last else f"checkpoint_best_{self.stages[index].name}.pt")
+        return self.run_dir / (BEST if last else stage_best(self.stages[index].name))
 
     def _start_stage(self, index: int) -> None:
         """Hand-over into stage ``index``: restore the previous stage's selection, reset optimisers, hook."""
@@ -234,12 +237,12 @@ class Trainer:
             image, label = (item[k].to(self.device, non_blocking=True) for k in ("image", "label"))
             batch = Batch(image, label, item["labeled_index"], item["unlabeled_index"])
             self.method.train()
-            terms = self.method.training_step(ctx, batch)
+            terms = ctx.run_step(self.method, batch)
             self.method.after_step(ctx)
             done = iteration + 1
             row = {"stage": stage.name, "stage_index": index, "iteration": iteration, **lrs,
                    **{f"steps_{k}": v for k, v in ctx.steps.items()},
-                   **{k: float(v) for k, v in terms.items()}, "seconds": round(time.perf_counter() - tic, 4)}
+                   **terms, "seconds": round(time.perf_counter() - tic, 4)}
             log.write(row)
             tic = time.perf_counter()
             bar.update(1)
@@ -279,14 +282,12 @@ class Trainer:
     def _validate(self, cases: TrainingCases) -> float:
         """Mean Dice (%) of the held-out validation cases under the evaluation protocol."""
         config = self.config
+        inferer = Inferer.from_config(config, self.device)
         self.method.eval()
         scores = []
         for case in cases.validation:
-            with self.ctx.autocast():
-                probs = sliding_window(self.method.predict, case.image, config.eval.window, config.eval.strides,
-                                       batch_size=config.eval.batch_size, device=self.device)
-            scores.append(case_metrics(predict_mask(probs), case.label.astype(bool), case.spacing,
-                                       config.eval.empty_policy)["dice"])
+            mask = inferer.segment(self.method.predict, case.image)
+            scores.append(case_metrics(mask, case.label.astype(bool), case.spacing, config.eval.empty_policy)["dice"])
         self.method.train()
         return float(np.mean(scores))
 
@@ -294,7 +295,7 @@ class Trainer:
         return {
             "method": self.config.method,
             "arch": architecture(self.config),
-            "config_hash": config_hash(self.config),
+            "config_hash": self.run_hash,
             "stage_index": stage_index,
             "iteration": iteration,
             "method_state": self.method.state_dict(),
@@ -307,7 +308,7 @@ class Trainer:
     def _snapshot(self, index: int, done: int) -> None:
         """Weights after ``done`` iterations of stage ``index`` (no optimiser state), for feature figures."""
         state = {key: value for key, value in self._state(index, done).items() if key not in ("optimizers", "scalers")}
-        save_checkpoint(self.run_dir / SNAPSHOTS / f"{self.stages[index].name}_{done:06d}.pt", state)
+        save_checkpoint(self.run_dir / SNAPSHOTS / snapshot_name(self.stages[index].name, done), state)
 
     def _record_divergence(self, exc: TrainingDiverged) -> TrainingDiverged:
         """Write the ``failed`` status (where, which terms, the last good checkpoint); the error to raise."""
@@ -317,16 +318,27 @@ class Trainer:
         write_json(self.run_dir / STATUS, {
             "status": "failed", "error": "TrainingDiverged", "message": str(exc), "stage": exc.stage,
             "stage_index": index, "iteration": exc.iteration, "terms": {k: str(v) for k, v in exc.terms.items()},
-            "last_good_checkpoint": LATEST if latest.is_file() else None, "config_hash": config_hash(self.config),
+            "last_good_checkpoint": LATEST if latest.is_file() else None, "config_hash": self.run_hash,
         })
         return TrainingDiverged(f"{exc}; {kept}", exc.stage, exc.iteration, exc.terms)
 
     def _resume(self) -> tuple[int, int]:
-        path = self.run_dir / LATEST
-        if not path.is_file():
-            return 0, 0
+        """Restore the run's last state: a finished run's ``checkpoint_final.pt`` (whatever became of
+        ``checkpoint_latest.pt``), else ``checkpoint_latest.pt``; ``(0, 0)`` for a new run."""
+        final, latest = self.run_dir / FINAL, self.run_dir / LATEST
+        if final.is_file():
+            try:
+                return self._restore(final)
+            except CheckpointError as exc:
+                if not latest.is_file():
+                    raise
+                print(f"warning: {exc}; continuing from {latest}", file=sys.stderr)
+        return self._restore(latest) if latest.is_file() else (0, 0)
+
+    def _restore(self, path: Path) -> tuple[int, int]:
+        """Load the checkpoint ``path`` of this run into the method, optimisers and scalers; its position."""
         state = load_checkpoint(path, self.config.method, architecture(self.config))
-        if state["config_hash"] != config_hash(self.config):
+        if state["config_hash"] != self.run_hash:
             raise CheckpointError(f"checkpoint {path} was written under another configuration")
         self.method.load_state_dict(state["method_state"])
         for name, opt in self.optimizers.items():
@@ -335,6 +347,12 @@ class Trainer:
         self.ctx.steps = dict(state["optimizer_steps"])
         self.best = dict(state["best"])
         return int(state["stage_index"]), int(state["iteration"])
+
+
+def _listing(groups: Mapping[str, list[str]], shown: int = 3) -> str:
+    """``image float64 -> float32 in 4 case(s) (c0, c1, c2, ...)``, groups joined by ``; ``."""
+    return "; ".join(f"{name} in {len(ids)} case(s) ({', '.join(ids[:shown])}{', ...' if len(ids) > shown else ''})"
+                     for name, ids in groups.items())
 
 
 def _position(row: Mapping[str, str]) -> tuple[int, int]:

@@ -35,8 +35,11 @@ def test_casts_float_and_bool_labels_and_int_images(tmp_path, blob_case):
     case = load(write_case(tmp_path / "f.h5", image.astype(np.float64), label.astype(np.float32)))
     assert case.image.dtype == np.float32 and case.label.dtype == np.uint8
     assert np.array_equal(case.label, label)
+    assert case.casts == ("image float64 -> float32", "label float32 -> uint8")
     case = load(write_case(tmp_path / "b.h5", (image * 100).astype(np.int16), label.astype(bool)))
     assert case.image.dtype == np.float32 and np.array_equal(case.label, label)
+    assert case.casts == ("image int16 -> float32", "label bool -> uint8")
+    assert load(write_case(tmp_path / "n.h5", image, label)).casts == ()
 
 
 def test_missing_file(tmp_path):

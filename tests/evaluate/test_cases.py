@@ -13,6 +13,9 @@ from torch import Tensor
 
 from benchmarks.errors import ConfigError
 from benchmarks.evaluate.cases import COLUMNS, evaluate_cases, write_evaluation
+from benchmarks.evaluate.inference import Inferer
+
+WINDOWS = Inferer((8, 8, 8), (4, 4, 4))
 
 
 def _oracle(x: Tensor) -> Tensor:
@@ -32,7 +35,7 @@ def _cases() -> list:
 
 
 def test_evaluate_cases_and_lcc() -> None:
-    frame = evaluate_cases(_oracle, _cases(), (8, 8, 8), (4, 4, 4), progress=False)
+    frame = evaluate_cases(_oracle, _cases(), WINDOWS, progress=False)
     assert tuple(frame.columns) == COLUMNS
     assert list(frame["case"]) == ["exact", "stray", "miss"]
     exact, stray, miss = frame.to_dict("records")
@@ -42,7 +45,7 @@ def test_evaluate_cases_and_lcc() -> None:
     assert miss["hd95"] == pytest.approx(math.sqrt(12**2 + 10**2 + 9**2))
     assert miss["hd95_mm"] == pytest.approx(0.5 * miss["hd95"])
 
-    with_lcc = evaluate_cases(_oracle, _cases(), (8, 8, 8), (4, 4, 4), batch_size=3, lcc=True,
+    with_lcc = evaluate_cases(_oracle, _cases(), Inferer((8, 8, 8), (4, 4, 4), batch_size=3, lcc=True),
                               empty_policy="official_zero", progress=False)
     assert list(with_lcc["dice"]) == [100.0, 100.0, 0.0]
     assert with_lcc.loc[2, "hd95"] == 0.0
@@ -50,11 +53,11 @@ def test_evaluate_cases_and_lcc() -> None:
 
 def test_unknown_policy_fails_before_inference() -> None:
     with pytest.raises(ConfigError):
-        evaluate_cases(lambda x: pytest.fail("predict called"), _cases(), (8, 8, 8), (4, 4, 4), empty_policy="x")
+        evaluate_cases(lambda x: pytest.fail("predict called"), _cases(), WINDOWS, empty_policy="x")
 
 
 def test_write_evaluation(tmp_path) -> None:
-    frame = evaluate_cases(_oracle, _cases(), (8, 8, 8), (4, 4, 4), empty_policy="nan", progress=False)
+    frame = evaluate_cases(_oracle, _cases(), WINDOWS, empty_policy="nan", progress=False)
     summary = write_evaluation(tmp_path / "eval", frame, {"empty_policy": "nan", "lcc": False, "units": "voxel"})
     assert summary["n_cases"] == 3 and summary["n_empty"] == 1 and summary["lcc"] is False
     assert summary["hd95_mean"] == pytest.approx(frame["hd95"].iloc[:2].mean())

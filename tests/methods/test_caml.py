@@ -106,7 +106,7 @@ def test_training_step_combines_the_terms_with_the_rampup_of_the_released_runs()
     image = torch.randn(4, 1, 32, 32, 16)
     label = (image[:2, 0] > 0.5).long()
     ctx = FakeContext(iteration=149)
-    out = method.training_step(ctx, methods.Batch(image, label, torch.tensor([0, 5]), torch.tensor([0, 1])))
+    out = ctx.run(method, methods.Batch(image, label, torch.tensor([0, 5]), torch.tensor([0, 1])))
     assert set(out) == {"loss", "dice", "mc", "occ", "occ_rows", "memory"}
     lambda_c, lambda_o = consistency_weight(150, 1.0, 20.0), consistency_weight(150, 0.05, 20.0)
     assert lambda_c == pytest.approx(math.exp(-5 * (1 - 1 / 20) ** 2))

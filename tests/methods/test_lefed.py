@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 from fakes import FakeContext
@@ -15,13 +13,7 @@ from fakes import FakeContext
 import methods
 from benchmarks.config import load_config, parse_sets, resolve_options
 from benchmarks.errors import ConfigError
-from benchmarks.evaluate.inference import predict_mask, sliding_window
-from benchmarks.evaluate.metrics import case_metrics
-from benchmarks.evaluate.run import evaluate_run
 from benchmarks.report.complexity import complexity, count_macs, count_params
-from benchmarks.runtime import build_method
-from benchmarks.train.data import load_split, load_test_cases
-from benchmarks.train.trainer import Trainer
 from methods.lefed import ABLATIONS, DS_WEIGHTS, LeFeD, LeFeDOptions, deep_supervision_loss, encode
 from methods.losses import cross_entropy, dice_loss, softmax_mse
 from methods.nets.lefed import LeFeDNet, SideHeads
@@ -100,7 +92,7 @@ def test_table_iv_rows_switch_on_exactly_their_loss_terms() -> None:
         o = resolve_options(LeFeD, {"ablation": row})
         assert (o.feedback, o.different_losses, o.deep_supervision, o.scales) == (il, dl, ds, scales), row
         ctx = FakeContext()
-        terms = make(ablation=row).training_step(ctx, batch())
+        terms = ctx.run(make(ablation=row), batch())
         expected = {"loss", "dice_a", "ce_b" if dl else "dice_b", "mse", *["ds"] * ds, *["feedback_abs"] * il}
         assert set(terms) == expected, row
         assert len(ctx.steps) == (3 if il else 1), row
@@ -117,7 +109,7 @@ def test_optimizer_steps_per_batch(options: dict[str, Any], steps: int) -> None:
     method = make(**options)
     ctx = FakeContext(optimizers={"main": torch.optim.SGD(method.parameters(), lr=0.01)})
     before = [p.detach().clone() for p in method.net.encoder.parameters()]
-    terms = method.training_step(ctx, batch())
+    terms = ctx.run(method, batch())
     assert len(ctx.steps) == steps
     assert any(not torch.equal(a, p) for a, p in zip(before, method.net.encoder.parameters()))
     if options.get("steps_per_batch") == "once":
@@ -236,7 +228,7 @@ def test_loss_terms_follow_equations_1_to_4() -> None:
     y = data.label
     for variant in ("paper", "official"):
         method = make(variant=variant, feedback=False, encoder_dropout=0.0, decoder_dropout=0.0)
-        terms = method.training_step(FakeContext(), data)
+        terms = FakeContext().run(method, data)
         a, b = method.net(data.image, gating=method.options.b_gating)
         side = method.net.side_heads([s[:2] for s in a.stages])
         assert terms["dice_a"].item() == pytest.approx(dice_loss(a.logits[:2].softmax(1)[:, 1], y).item(), rel=1e-5)
@@ -278,28 +270,6 @@ def test_predict_uses_decoder_a_without_feedback() -> None:
             method = make(variant=variant, predict_from="mean_logits").eval()
             a, b = method.net(x, gating=method.options.b_gating)
             assert torch.allclose(method.predict(x), (a.logits + b.logits) / 2)
-
-
-def test_short_training_logs_three_steps_per_iteration_and_evaluates(tiny_synthetic: Path, tmp_path: Path) -> None:
-    config, options = load_config({
-        "method": "lefed", "dataset": "synthetic", "data_root": str(tiny_synthetic), "labels": "4",
-        "iterations": 12, "patch": [32, 32, 16], "filters": 4, "selection": "last", "device": "cpu",
-        "eval": {"window": [32, 32, 16], "strides": [16, 16, 8]},
-    })
-    Trainer(config, options, tmp_path / "run", progress=False).fit()
-    log = (tmp_path / "run" / "log.csv").read_text().splitlines()
-    assert log[0].split(",")[:5] == ["stage", "stage_index", "iteration", "lr_main", "steps_main"]
-    assert log[-1].split(",")[4] == "36"  # 3 optimiser steps per outer iteration
-    summary = evaluate_run(tmp_path / "run", progress=False)
-    assert summary["n_cases"] == 2
-
-    torch.manual_seed(config.seed)  # the trained network's initial weights
-    untrained = build_method(config, options).eval()
-    cases = load_test_cases(config, load_split(config), False)
-    probs = [sliding_window(untrained.predict, c.image, config.eval.window, config.eval.strides) for c in cases]
-    dice = np.mean([case_metrics(predict_mask(p), c.label.astype(bool), c.spacing, "penalty")["dice"]
-                    for p, c in zip(probs, cases)])
-    assert summary["dice_mean"] > dice + 15
 
 
 def test_lambda_is_the_user_facing_option_name() -> None:

@@ -80,7 +80,7 @@ def test_supervised_loss_is_half_ce_plus_dice() -> None:
     image = torch.randn(2, 1, 32, 32, 16)
     label = (image[:, 0] > 0).long()
     ctx = FakeContext()
-    out = method.training_step(ctx, methods.Batch(image, label))
+    out = ctx.run(method, methods.Batch(image, label))
     assert out["loss"].item() == pytest.approx(0.5 * (out["ce"].item() + out["dice"].item()))
     assert ctx.steps == [("main", pytest.approx(out["loss"].item()))]
 

@@ -83,3 +83,11 @@ def fake_results(suite: Suite, root: Path, failed: frozenset[str] = frozenset())
                        "empty_policy": "penalty", "units": {"dice": "%", "jaccard": "%", "asd": "voxel",
                                                             "hd95": "voxel"}}
         write_json(root / run.path / "eval" / "summary.json", summary)
+
+
+def fake_complexity(suite: Suite, folder: Path) -> Path:
+    """A ``<method>.json`` of made-up counts (``sslbench complexity --json``) for every method of ``suite``."""
+    for method in {run.method for run in suite.runs}:
+        write_json(folder / f"{method}.json",
+                   {"params": 1, "params_train": 2, "params_inference": 1, "macs": 3, "macs_train": 4})
+    return folder

@@ -1,5 +1,6 @@
-"""A process SIGKILLed while it writes a checkpoint, a log, metrics or a table leaves the previous file whole (or
-none), never a partial one: at most a hidden ``.<name>.*.tmp`` that no reader opens and a resume removes.
+"""A process SIGKILLed while it writes a checkpoint, a log, metrics, a table or a figure leaves the previous file
+whole (or none), never a partial one: at most a hidden ``.<name>.*.tmp`` that no reader opens and a resume removes;
+a figure's PNG, PDF and CSV are replaced together.
 
 Each writer runs in a child process whose ``os.fsync`` hangs on the temporary file of its target, the last moment
 before the atomic rename: the child is killed there. A writer that bypassed the temporary file would never
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from reliability.helpers import REPO, fake_results
+from reliability.helpers import REPO, fake_complexity, fake_results
 
 from benchmarks.io import remove_temp_files
 from benchmarks.report.suites import load_suite
@@ -52,6 +53,10 @@ elif kind == "metrics":
     import pandas as pd
     from benchmarks.evaluate.cases import COLUMNS, write_evaluation
     write_evaluation(folder, pd.DataFrame([{c: 1 for c in COLUMNS}]), {"status": "completed"})
+elif kind == "figures":
+    from benchmarks.report.figures import build_figures
+    from benchmarks.report.suites import load_suite
+    build_figures(load_suite("smoke"), folder / "figures", folder, folder / "complexity")
 else:
     from benchmarks.report.suites import load_suite
     from benchmarks.report.tables import build_tables
@@ -131,3 +136,19 @@ def test_kill_during_table_write_keeps_the_previous_table(tmp_path: Path) -> Non
     temp = kill_while_writing("tables", tmp_path, "table_synthetic.csv")
     assert (tables / "table_synthetic.csv").read_text() == "table,mean\nprevious,1.0\n"
     leftover(tables, temp)
+
+
+def test_kill_during_figure_write_keeps_the_previous_png_pdf_and_csv(tmp_path: Path) -> None:
+    suite = load_suite("smoke")
+    fake_results(suite, tmp_path)
+    fake_complexity(suite, tmp_path / "complexity")
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    previous = {ext: f"previous {ext}".encode() for ext in ("png", "pdf", "csv")}
+    for ext, content in previous.items():
+        (figures / f"fig7_complexity.{ext}").write_bytes(content)
+    temp = kill_while_writing("figures", tmp_path, "fig7_complexity.pdf")  # the PNG is written, not yet in place
+    assert {ext: (figures / f"fig7_complexity.{ext}").read_bytes() for ext in previous} == previous
+    stale = remove_temp_files(figures)
+    assert figures / temp in stale and [p.name.startswith(".fig7_complexity.png.") for p in stale].count(True) == 1
+    assert not list(figures.glob(".*.tmp"))

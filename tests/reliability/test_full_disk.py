@@ -1,5 +1,6 @@
-"""A full disk (simulated: writes store half their bytes, then raise ENOSPC) ends ``sslbench`` with one line that
-names the file, keeps the previous checkpoint, log, per-case metrics or table, and a later resume is exact."""
+"""A full disk (simulated: writes store half their bytes, then raise ENOSPC) or a real file-size limit (``ulimit -f``)
+ends ``sslbench`` with one line that names the file, keeps the previous checkpoint, log, per-case metrics or table,
+and a later resume is exact."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import builtins
 import errno
 import os
 import pathlib
+import resource
+import signal
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self
@@ -14,7 +18,7 @@ from typing import Any, Self
 import pandas as pd
 import pytest
 import torch
-from reliability.helpers import fake_results, train_args
+from reliability.helpers import REPO, cli_command, fake_complexity, fake_results, train_args
 
 import benchmarks.io
 from benchmarks.cli import main
@@ -99,6 +103,26 @@ def test_full_disk_in_training_keeps_the_last_checkpoint_and_resumes_exactly(
     pd.testing.assert_frame_equal(log_a, log_b)
 
 
+def test_file_size_limit_while_writing_a_checkpoint_names_it(base_dataset: Path, tmp_path: Path) -> None:
+    """``ulimit -f``: torch's writer turns the failed write (EFBIG) into a RuntimeError; the message is the same."""
+    def limit_file_size() -> None:  # in the child, before exec: writes past 64 KiB fail with EFBIG
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    run = tmp_path / "run"
+    args = train_args(base_dataset, "filters=4")
+    done = subprocess.run(cli_command(*args, "--out", str(run)), cwd=REPO, capture_output=True, text=True,
+                          preexec_fn=limit_file_size, timeout=300, check=False)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"sslbench train: error: could not write checkpoint {run / LATEST}: File too large; "
+        "the previous checkpoint is kept"), done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (run / LATEST).exists() and not list(run.glob(".*.tmp")) and not (run / "status.json").exists()
+    assert main([*args, "--out", str(run)]) == 0  # without the limit the same command trains the run
+    assert load_checkpoint(run / FINAL)["stage_index"] == 1
+
+
 def test_full_disk_while_appending_to_the_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     log = CsvLog(tmp_path / "log.csv")
     log.write({"stage": "train", "stage_index": 0, "iteration": 0, "loss": 0.5})
@@ -143,4 +167,23 @@ def test_full_disk_in_tables_names_the_file_and_keeps_the_previous_table(
     err = capsys.readouterr().err
     assert f"sslbench tables: error: could not write {out / 'table_synthetic.csv'}: No space left on device" in err
     assert (out / "table_synthetic.csv").read_bytes() == before
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_full_disk_in_figures_names_the_file_and_keeps_the_previous_figure(
+        tmp_path: Path, disk: FullDisk, capsys: pytest.CaptureFixture[str]) -> None:
+    suite = load_suite("smoke")
+    fake_results(suite, tmp_path)
+    complexity = fake_complexity(suite, tmp_path / "complexity")
+    out = tmp_path / "figures"
+    out.mkdir()
+    previous = {ext: f"previous {ext}".encode() for ext in ("png", "pdf", "csv")}
+    for ext, content in previous.items():
+        (out / f"fig7_complexity.{ext}").write_bytes(content)
+    disk.full = True
+    args = ["figures", "--suite", "smoke", "--root", str(tmp_path), "--out", str(out), "--complexity", str(complexity)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"sslbench figures: error: could not write {out / 'fig7_complexity.png'}: No space left on device" in err
+    assert {ext: (out / f"fig7_complexity.{ext}").read_bytes() for ext in previous} == previous
     assert not list(out.glob(".*.tmp"))

@@ -16,6 +16,7 @@ from reliability.helpers import REPO, fake_results, tiny_config, train_args
 from benchmarks.cli import main
 from benchmarks.config import config_hash
 from benchmarks.config.coerce import to_dict
+from benchmarks.config.schema import SCHEMA_VERSION
 from benchmarks.report.suites import load_suite
 from benchmarks.report.tables import build_tables
 from benchmarks.train.trainer import FINAL, LATEST
@@ -31,7 +32,8 @@ def trained(base_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 def test_run_directory_records_config_hash_seed_code_packages_device(trained: Path, base_dataset: Path) -> None:
     config, _ = tiny_config(base_dataset)
-    assert yaml.safe_load((trained / "config.yaml").read_text()) == to_dict(config)  # the resolved config
+    recorded = yaml.safe_load((trained / "config.yaml").read_text())
+    assert recorded == {"schema_version": SCHEMA_VERSION, **to_dict(config)}  # the resolved config
     record = json.loads((trained / "provenance.json").read_text())
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True,
                           check=True).stdout.strip()

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from prepare.rawdata import make_msd
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -176,36 +175,41 @@ def test_diverged_run_is_marked_failed_and_the_other_runs_are_tabled(tmp_path: P
     assert "Nothing to be done" in again.stdout + again.stderr  # the divergence is a result, not retried
 
 
+INTERRUPT = '''
+from methods.vnet import SupervisedVNet
+
+_step = SupervisedVNet.training_step
+
+
+def _interrupted(self, ctx, batch):
+    if ctx.iteration == 22:
+        raise KeyboardInterrupt  # what Ctrl-C raises in the training job
+    return _step(self, ctx, batch)
+
+
+SupervisedVNet.training_step = _interrupted
+'''
+
+
 def test_killed_training_resumes(tmp_path: Path) -> None:
+    """The training job is interrupted at iteration 22 (a ``sitecustomize`` in its process, so no timing is
+    involved); the plain command again resumes it from its last checkpoint."""
     sets = yaml.safe_load((REPO / "benchmarks/config/suites/smoke.yaml").read_text())["set"]
     sets = [s for s in sets if not s.startswith(("iterations=", "checkpoint_every=", "val_every="))]
-    small_suite(tmp_path, "resume", ["vnet_lower"], set=[*sets, "iterations=150", "checkpoint_every=5", "val_every=75"])
+    small_suite(tmp_path, "resume", ["vnet_lower"], set=[*sets, "iterations=40", "checkpoint_every=5", "val_every=20"])
     run = tmp_path / "results/runs/resume/synthetic/vnet_lower/labels4/seed1337"
     target = str(run.relative_to(tmp_path) / "status.json")
-    cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "1",
-           "--config", "suite=resume.yaml", "--", target]
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    try:
-        deadline = time.time() + 120
-        while not (run / "checkpoint_latest.pt").is_file() and time.time() < deadline:
-            time.sleep(0.5)
-        assert (run / "checkpoint_latest.pt").is_file(), "training never wrote a checkpoint"
-        time.sleep(1.0)
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: interrupts snakemake and the training job mid-way
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert not (run / "checkpoint_final.pt").is_file()
-    logged = len(pd.read_csv(run / "log.csv"))
-    assert 0 < logged < 150
+    plugin = tmp_path / "plugin"
+    plugin.mkdir()
+    (plugin / "sitecustomize.py").write_text(INTERRUPT)
+    failed = snakemake(tmp_path, "--config", "suite=resume.yaml", "--", target, env=_env(plugin), check=False)
+    assert failed.returncode != 0
+    assert (run / "checkpoint_latest.pt").is_file() and not (run / "checkpoint_final.pt").is_file()
+    assert len(pd.read_csv(run / "log.csv")) == 22
     snakemake(tmp_path, "--config", "suite=resume.yaml", "--", target)  # the plain command again
     assert (run / "checkpoint_final.pt").is_file()
     provenance = yaml.safe_load((run / "provenance.json").read_text())
-    assert provenance.get("resumed_from"), provenance
+    assert provenance["resumed_from"] == {"stage": 0, "iteration": 20}, provenance
 
 
 def test_paper_table_from_fake_results(tmp_path: Path) -> None:
@@ -253,11 +257,15 @@ def test_paper_table_from_fake_results(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["demo", "paper"])
 def test_suites_train_the_rows_beyond_the_paper(name: str, tmp_path: Path) -> None:
-    from benchmarks.report.suites import load_suite
+    from benchmarks.config.dataset import load_dataset
+    from benchmarks.errors import ConfigError
+    from benchmarks.report.suites import load_spec, load_suite, validate_spec
 
-    for folder in ("LA", "Pancreas", "Lung"):
-        (tmp_path / folder).mkdir()
-        (tmp_path / folder / "test.list").write_text("x\n")
+    for d in load_spec(name)["datasets"]:
+        root = Path(str(d.get("data_root", "")).replace("{data_root}", str(tmp_path)))
+        if d["name"] != "synthetic":
+            root.mkdir(parents=True)
+            (root / load_dataset(d["name"]).marker_file).write_text("x\n")
     suite = load_suite(name, data_root=str(tmp_path))
     assert suite.beyond == ["admt", "caml"] and suite.qualitative_rows()[-2:] == ["admt", "caml"]
     for d in suite.datasets():
@@ -265,3 +273,31 @@ def test_suites_train_the_rows_beyond_the_paper(name: str, tmp_path: Path) -> No
             runs = [r for r in suite.runs if r.key == row and r.dataset == d["name"]]
             assert sorted(r.labels for r in runs) == sorted(str(x) for x in d["labels"] for _ in suite.spec["seeds"])
             assert all(r.method == row and ("main", row) in r.uses for r in runs)
+    with pytest.raises(ConfigError, match="beyond: admt also in methods"):
+        spec = load_spec(name)
+        validate_spec({**spec, "methods": [*spec["methods"], "admt"]})
+
+
+def test_nnunet_dataset_named_with_digits_runs_end_to_end(tmp_path: Path) -> None:
+    """`sslbench prepare nnunet` writes the dataset's YAML; a suite that names it trains, scores and tables two
+    methods through Snakemake (the dataset wildcard takes digits)."""
+    raw = make_msd(tmp_path / "raw", [f"case_{i:03d}" for i in range(10)], v2=True)
+    data = tmp_path / "data"
+    subprocess.run([str(BIN / "sslbench"), "prepare", "nnunet", "--raw", str(raw), "--out", str(data / "kits19"),
+                    "--name", "kits19", "--set", "margin=1", "--set", "minimum=4", "--no-progress"],
+                   check=True, env=_env(), capture_output=True)
+    assert yaml.safe_load((data / "kits19" / "dataset.yaml").read_text())["name"] == "kits19"
+    smoke = yaml.safe_load((REPO / "benchmarks/config/suites/smoke.yaml").read_text())
+    sets = [s for s in smoke["set"] if not s.startswith(("patch=", "eval.", "iterations=", "val_every=", "checkpoint_every="))]
+    spec = {"name": "kits", "demo": True, "datasets": [{"name": "{data_root}/kits19/dataset.yaml", "labels": [4]}],
+            "methods": ["vnet_lower", "uamt"], "rows": smoke["rows"], "seeds": [1337],
+            "set": [*sets, "patch=[16,16,16]", "eval.window=[16,16,16]", "eval.strides=[16,16,16]", "iterations=4",
+                    "val_every=2", "checkpoint_every=2"]}
+    (tmp_path / "kits.yaml").write_text(yaml.safe_dump(spec))
+    snakemake(tmp_path, "--config", "suite=kits.yaml", f"data_root={data}", "--", "results/tables/kits/tables.done")
+    table = pd.read_csv(tmp_path / "results/tables/kits/table_kits19.csv")
+    assert list(table.row_key.unique()) == ["vnet_lower", "uamt"] and (table.n_runs == 1).all()
+    assert table["mean"].notna().all()
+    run = tmp_path / "results/runs/kits/kits19/uamt/labels4/seed1337"
+    assert yaml.safe_load((run / "config.yaml").read_text())["dataset"] == str(data / "kits19" / "dataset.yaml")
+    assert "kits19 dataset" in (tmp_path / "results/tables/kits/table_kits19.md").read_text()
