@@ -6,7 +6,7 @@ A method is one module defining a :class:`~methods.base.Method` subclass decorat
 
 from __future__ import annotations
 
-from . import asenet, bcp, dtc, fussnet, lefed, mcnet_plus, sassnet, ssnet, uamt, vnet  # noqa: F401  (registers them)
+from . import admt, asenet, bcp, caml, dtc, fussnet, lefed, mcnet_plus, sassnet, ssnet, uamt, vnet  # noqa: F401  (registers them)
 from .base import Batch, DatasetInfo, Method, OptimizerSpec, Options, RunInfo, Stage, StepContext, TrainingData
 from .registry import UnknownMethodError, available_methods, get_method, register
 

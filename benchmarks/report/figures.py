@@ -177,7 +177,7 @@ def fig_training_curves(suite: Suite, out: Path, root: Path) -> None:
 def fig_qualitative(suite: Suite, out: Path, root: Path) -> None:
     qual = suite.spec.get("qualitative", {})
     seed = suite.spec.get("seeds", [1337])[0]
-    rows_spec = suite.ranked_rows()
+    rows_spec = suite.qualitative_rows()
     panels: list[tuple[str, str, dict[str, Any]]] = []  # (dataset, case, {row: (pred, dice)})
     records = []
     for d in suite.datasets():

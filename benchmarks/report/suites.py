@@ -2,7 +2,8 @@
 
 A suite lists datasets (a built-in name or the path of a dataset YAML, data root, label settings), the table
 rows (``methods``: method names, or keys of its ``rows`` that name a method, options, fixed labels and a
-label), rows of differences, seeds, the ``proposed`` method and its ablation rows, t and lambda sweeps and
+label), rows of differences, rows ``beyond`` the paper (methods after its comparison, tabled apart
+from its rows), seeds, the ``proposed`` method and its ablation rows, t and lambda sweeps and
 encodings, and per-suite ``--set`` overrides. :func:`load_suite` turns it into the list of runs; runs with
 the same configuration hash (for example Table IV's ``full`` row and Table I's cell of the proposed method)
 are trained once and shared. The Snakefile, ``sslbench tables`` and ``sslbench figures`` all use this module,
@@ -134,6 +135,15 @@ class Suite:
         """Main-table rows that are ranked (bold best) and shown in Fig. 3."""
         return [key for key in self.spec["methods"] if self.row(key).ranked]
 
+    @property
+    def beyond(self) -> list[str]:
+        """Rows beyond the paper: methods after its comparison, tabled below its rows with their own published values."""
+        return list(self.spec.get("beyond") or [])
+
+    def qualitative_rows(self) -> list[str]:
+        """Fig. 3's prediction columns: the ranked rows, then the rows beyond the paper."""
+        return self.ranked_rows() + self.beyond
+
     def differences(self) -> list[dict[str, Any]]:
         """Rows of differences (``key``, ``label``, ``rows``: [a, b], shown as a − b) whose rows are in the table."""
         return [d for d in self.spec.get("differences") or [] if set(d["rows"]) <= set(self.spec["methods"])]
@@ -208,6 +218,9 @@ def validate_spec(spec: dict[str, Any]) -> None:
     except jsonschema.ValidationError as exc:
         where = "/".join(map(str, exc.absolute_path)) or "(top level)"
         raise ConfigError(f"suite {spec.get('name', '?')!r}: {where}: {exc.message}") from None
+    both = sorted(set(spec["methods"]) & set(spec.get("beyond") or []))
+    if both:
+        raise ConfigError(f"suite {spec.get('name', '?')!r}: beyond: {', '.join(both)} also in methods (a row is in one)")
 
 
 def dataset_present(name: str, root: str, marker: str) -> bool:
@@ -262,7 +275,7 @@ def load_suite(name_or_path: str | Path, data_root: str = "data", skip_missing: 
     for d in spec["datasets"]:
         if d["name"] in skipped:
             continue
-        for key in spec["methods"]:
+        for key in spec["methods"] + (spec.get("beyond") or []):
             row = row_spec(spec, key)
             for labels in ([row.labels] if row.labels else d["labels"]):
                 for seed in seeds:

@@ -2,7 +2,9 @@
 
 Every cell aggregates the runs of one (dataset, row, labels) over the suite's seeds: the run value is the
 test-set mean of ``eval/summary.json``; the cell is mean ± sample std (ddof = 1, blank with one run). The
-paper column comes from ``benchmarks/report/data/paper_values.csv`` (``reference_numbers.md``).
+paper column comes from ``benchmarks/report/data/paper_values.csv`` (``reference_numbers.md``). Rows beyond the
+paper (the suite's ``beyond``) follow the paper's rows below a heading row, without paper column or best marking;
+their cells show the method's own published value (``published_values.csv``) and the difference to it.
 
 A run whose training failed (its summary's ``status`` is ``failed``, e.g. a diverged loss) is left out of the
 means and marked: ``[failed k]`` in the cell (``failed`` alone when no run of the cell succeeded), ``n_failed``
@@ -34,9 +36,11 @@ LOWER_IS_BETTER = {"asd", "hd95"}
 TAG_MARKS = {"L": "", "D": "d", "I": "i", "O": "o", "T": "t"}
 #: Published values, rows of differences included (their ``method`` is the suite's difference key).
 PAPER_CSV = Path(__file__).with_name("data") / "paper_values.csv"
+#: The rows beyond the paper's own published values (shown instead of a paper column).
+PUBLISHED_CSV = Path(__file__).with_name("data") / "published_values.csv"
 CSV_COLUMNS = ["table", "protocol", "label_count", "row_key", "metric", "mean", "std", "n_runs", "n_empty", "paper",
                "paper_tag", "delta", "selection", "lcc", "empty_policy", "units", "run_dirs", "n_failed", "failed_runs",
-               "config_hashes", "seeds", "code", "devices"]
+               "config_hashes", "seeds", "code", "devices", "published", "published_tag"]
 
 
 class MissingResults(SSLBenchError):
@@ -165,31 +169,41 @@ class Row:
 
 
 class TableBuilder:
-    def __init__(self, suite: Suite, root: Path = Path("."), paper: Path = PAPER_CSV) -> None:
+    def __init__(self, suite: Suite, root: Path = Path("."), paper: Path = PAPER_CSV,
+                 published: Path = PUBLISHED_CSV) -> None:
         self.suite = suite
         self.results = Results(suite, root)
         self.paper = load_paper_values(paper)
+        self.published = load_paper_values(published)
         self.records: list[dict[str, Any]] = []
 
     # ----- common -----------------------------------------------------------------------------------------
-    def paper_value(self, table: str, protocol: str, labels: str, row: str, metric: str) -> tuple[float, str]:
+    def paper_value(self, table: str, protocol: str, labels: str, row: str, metric: str,
+                    values: dict[tuple[str, str, int, str], dict[str, tuple[float, str]]] | None = None
+                    ) -> tuple[float, str]:
+        """The paper's value of a cell and its tag (from ``values`` instead: e.g. the published values)."""
         count = _label_int(labels)
         if count is None:
             return math.nan, ""
-        value = self.paper.get((table, protocol, count, row), {}).get(metric)
+        value = (self.paper if values is None else values).get((table, protocol, count, row), {}).get(metric)
         return value if value else (math.nan, "")
 
-    def record(self, table: str, protocol: str, labels: str, row: str, cell: Cell) -> dict[str, dict[str, Any]]:
+    def record(self, table: str, protocol: str, labels: str, row: str, cell: Cell,
+               beyond: bool = False) -> dict[str, dict[str, Any]]:
+        """CSV records of a cell; a row ``beyond`` the paper has no paper value, its Δ is to its published one."""
         out = {}
         s0 = next((s for s in cell.summaries if s.get("status") != "failed"), {})
         for metric in METRICS:
-            paper, tag = self.paper_value(table, protocol, labels, row, metric)
+            paper, tag = (math.nan, "") if beyond else self.paper_value(table, protocol, labels, row, metric)
+            published, published_tag = self.paper_value(table, protocol, labels, row, metric, self.published) \
+                if beyond else (math.nan, "")
+            reference = published if beyond else paper
             mean, std = cell.mean(metric), cell.std(metric)
             rec = {
                 "table": table, "protocol": protocol, "label_count": labels, "row_key": row, "metric": metric,
                 "mean": round(mean, 4), "std": "" if math.isnan(std) else round(std, 4), "n_runs": cell.n,
                 "n_empty": cell.n_empty, "paper": "" if math.isnan(paper) else paper, "paper_tag": tag,
-                "delta": "" if math.isnan(paper) else round(mean - paper, 4),
+                "delta": "" if math.isnan(reference) else round(mean - reference, 4),
                 "selection": s0.get("selection", ""), "lcc": s0.get("lcc", ""),
                 "empty_policy": s0.get("empty_policy", ""), "units": s0.get("units", {}).get(metric, ""),
                 "run_dirs": ";".join(cell.run_dirs), "n_failed": len(cell.failed), "failed_runs": ";".join(cell.failed),
@@ -197,6 +211,7 @@ class TableBuilder:
                 "seeds": ";".join(str(s.get("seed", "?")) for s in cell.summaries),
                 "code": ";".join(map(code_text, cell.summaries)),
                 "devices": ";".join(map(device_text, cell.summaries)),
+                "published": "" if math.isnan(published) else published, "published_tag": published_tag,
             }
             out[metric] = rec
             self.records.append(rec)
@@ -209,9 +224,12 @@ class TableBuilder:
         text = _fmt(mean) + (f" ± {_fmt(float(std))}" if std != "" else "")
         if bold:
             text = f"\\textbf{{{text}}}" if latex else f"**{text}**"
-        if rec["paper"] != "":
-            mark = TAG_MARKS.get(rec["paper_tag"], "")
-            paper = f"{float(rec['paper']):.2f}" + (f"^{mark}" if mark and not latex else "")
+        reference, tag, prefix = rec["paper"], rec["paper_tag"], ""
+        if reference == "" and rec.get("published", "") != "":
+            reference, tag, prefix = rec["published"], rec["published_tag"], "published "
+        if reference != "":
+            mark = TAG_MARKS.get(tag, "")
+            paper = prefix + f"{float(reference):.2f}" + (f"^{mark}" if mark and not latex else "")
             if latex and mark:
                 paper += f"$^{{{mark}}}$"
             delta = _signed(float(rec["delta"]))
@@ -332,6 +350,18 @@ class TableBuilder:
                                          "paper": quoted[m][0] if m in quoted else "", "run_dirs": ""})
             md_rows.append([diff["label"], ""] + cells)
             tex_rows.append([diff["label"], ""] + cells)
+        if self.suite.beyond:
+            blank = [""] * (len(header) - 1)
+            md_rows.append(["*Beyond the paper*"] + blank)
+            tex_rows.append(["Beyond the paper"] + blank)
+        for row in self.suite.beyond:
+            cells_g = {g: self.results.cell(name, row, self.suite.row(row).labels or g) for g in groups}
+            beyond_recs = {g: self.record(table_id, name, g, row, cell, beyond=True) for g, cell in cells_g.items()}
+            scans = " · ".join(f"{c[0]} / {c[1]}" for g in groups
+                               if (c := self.results.split_counts(cells_g[g].run_dirs[0])))
+            for latex, rows in ((False, md_rows), (True, tex_rows)):
+                rows.append([self.suite.row_label(row), scans]
+                            + [self.cell_text(beyond_recs[g][m], False, latex) for g in groups for m in METRICS])
         pct = ", ".join(groups)
         n_other = len([r for r in self.suite.ranked_rows() if r != self.suite.proposed])
         title = f"{'[demo] ' if self.suite.demo else ''}Table {table or name}: Performance comparison with " \
@@ -339,6 +369,12 @@ class TableBuilder:
         extra = list(spec.table.notes)
         if not spec.table.number:
             extra.append(f"Dataset {name!r} has no published values (no paper column).")
+        if self.suite.beyond:
+            extra.append("Beyond the paper: " + ", ".join(map(self.suite.row_label, self.suite.beyond))
+                         + " came after the paper's comparison; no paper column and no best marking; in "
+                         "parentheses their own published value (benchmarks/report/data/published_values.csv: "
+                         "o the method's repository, t third-party) under the method's own protocol and "
+                         "checkpoint selection, and Δ = ours − published.")
         fixed = "".join(f" ({r}: {self.suite.row(r).labels})" for r in self.suite.spec["methods"]
                         if self.suite.row(r).labels)
         footer = self.footer([name], pct + " labeled" + fixed, extra)

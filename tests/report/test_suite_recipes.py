@@ -1,5 +1,5 @@
 """Every run of the paper suite gets the recipe its method's spec prescribes on its dataset (``bcp.md`` §5,
-``fussnet.md`` table; lung follows the pancreas path, ours)."""
+``fussnet.md`` table, ``admt.md``; lung follows the pancreas path, ours)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from benchmarks.config import load_config
 from benchmarks.config.dataset import load_dataset
 from benchmarks.report.suites import SUITES_DIR, load_suite
 
-#: Dataset -> the recipe BCP and FUSSNet must train with there.
+#: Dataset -> the recipe BCP, FUSSNet and AD-MT must train with there.
 RECIPE = {"pancreas_mcnet": "pancreas", "pancreas_coranet": "pancreas", "lung": "pancreas", "la": "la"}
-#: What each recipe sets (bcp.md §5; fussnet.md, the table of official budgets).
+#: What each recipe sets (bcp.md §5; fussnet.md, the table of official budgets; admt.md: the longest
+#: alternation period, ``period``).
 EXPECTED = {
     ("bcp", "la"): {"optimizer.name": "sgd", "labeled_bs": 4, "network": "SSNetVNet"},
     ("bcp", "pancreas"): {"optimizer.name": "adam", "optimizer.lr": 1e-3, "schedule.name": "constant",
@@ -23,6 +24,8 @@ EXPECTED = {
                         "options.pretrain_batch_size": 4},
     ("fussnet", "pancreas"): {"options.al_weight": 0.1, "options.pretrain_epochs": 60, "options.epochs": 201,
                               "options.pretrain_batch_size": 2},
+    ("admt", "la"): {"period": 19},
+    ("admt", "pancreas"): {"period": 14},
 }
 
 
@@ -62,10 +65,12 @@ def test_every_paper_run_has_its_datasets_recipe(paper_suite: Path) -> None:
             if key == "network":
                 net = methods.get_method(run.method)(options, filters=2).segmenter()
                 assert type(net).__name__ == value, run.path
+            elif key == "period":
+                assert options.longest_period == value, run.path
             else:
                 assert _value(config, key) == value, (run.path, key)
         checked.add((run.method, run.dataset))
-    assert checked == {(m, d) for m in ("bcp", "fussnet") for d in RECIPE}
+    assert checked == {(m, d) for m in ("bcp", "fussnet", "admt") for d in RECIPE}
 
 
 def test_explicit_recipe_wins_over_auto() -> None:

@@ -239,8 +239,43 @@ def test_paper_table_from_fake_results(tmp_path: Path) -> None:
     assert cell.paper == pytest.approx(90.00) and cell.delta == pytest.approx(-10.0) and cell.paper_tag == "L"
     md = (tmp_path / "tables" / "table_III_la.md").read_text()
     assert "80.00 ± 1.00 (90.00, Δ −10.00 ⚑)" in md and "LeFeD − BCP" in md
+    # rows beyond the paper: below a heading row, no paper column, their own published value, never bold
+    beyond = table[table.row_key.isin(["admt", "caml"]) & (table.metric == "dice")].set_index(["row_key", "label_count"])
+    assert beyond.paper.isna().all() and len(beyond) == 4
+    assert beyond.loc[("admt", 8), "published"] == pytest.approx(90.58) and beyond.loc[("admt", 8), "published_tag"] == "O"
+    assert beyond.loc[("caml", 16), "published"] == pytest.approx(90.78) and beyond.loc[("caml", 16), "published_tag"] == "T"
+    assert beyond.loc[("admt", 8), "delta"] == pytest.approx(80.0 - 90.58) and pd.isna(beyond.loc[("admt", 16), "delta"])
+    lines = md.splitlines()
+    heading = lines.index(next(line for line in lines if line.startswith("| *Beyond the paper*")))
+    assert heading > lines.index(next(line for line in lines if line.startswith("| LeFeD − BCP")))
+    admt_line = next(line for line in lines if line.startswith("| AD-MT |"))
+    assert "(published 90.58^o, Δ −10.58 ⚑)" in admt_line and "**" not in admt_line
+    assert "(published 90.78^t" in next(line for line in lines if line.startswith("| CAML |"))
     assert {"table_V_passes.csv", "table_VI_lambda.csv"} <= {p.name for p in (tmp_path / "tables").iterdir()}
     assert "table_IV_ablation.csv" not in {p.name for p in (tmp_path / "tables").iterdir()}  # ablation on pancreas
+
+
+@pytest.mark.parametrize("name", ["demo", "paper"])
+def test_suites_train_the_rows_beyond_the_paper(name: str, tmp_path: Path) -> None:
+    from benchmarks.config.dataset import load_dataset
+    from benchmarks.errors import ConfigError
+    from benchmarks.report.suites import load_spec, load_suite, validate_spec
+
+    for d in load_spec(name)["datasets"]:
+        root = Path(str(d.get("data_root", "")).replace("{data_root}", str(tmp_path)))
+        if d["name"] != "synthetic":
+            root.mkdir(parents=True)
+            (root / load_dataset(d["name"]).marker_file).write_text("x\n")
+    suite = load_suite(name, data_root=str(tmp_path))
+    assert suite.beyond == ["admt", "caml"] and suite.qualitative_rows()[-2:] == ["admt", "caml"]
+    for d in suite.datasets():
+        for row in suite.beyond:
+            runs = [r for r in suite.runs if r.key == row and r.dataset == d["name"]]
+            assert sorted(r.labels for r in runs) == sorted(str(x) for x in d["labels"] for _ in suite.spec["seeds"])
+            assert all(r.method == row and ("main", row) in r.uses for r in runs)
+    with pytest.raises(ConfigError, match="beyond: admt also in methods"):
+        spec = load_spec(name)
+        validate_spec({**spec, "methods": [*spec["methods"], "admt"]})
 
 
 def test_nnunet_dataset_named_with_digits_runs_end_to_end(tmp_path: Path) -> None:

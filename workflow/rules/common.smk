@@ -87,7 +87,7 @@ def predictions(wildcards=None):
     seed = SUITE.spec.get("seeds", [1337])[0]
     for d in SUITE.datasets():
         labels = d["labels"][0] if qual.get("labels", "first") == "first" else qual["labels"]
-        for row in SUITE.ranked_rows():
+        for row in SUITE.qualitative_rows():
             out.append(os.path.join(SUITE.find(d["name"], row, str(labels), seed), "predictions.npz"))
     return out
 
