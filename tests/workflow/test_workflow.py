@@ -10,7 +10,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,8 +17,8 @@ import pandas as pd
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
+from workflows import BIN, REPO, small_suite, workflow_env
+
 pytestmark = pytest.mark.skipif(shutil.which("snakemake", path=str(BIN)) is None and shutil.which("snakemake") is None,
                                 reason="snakemake not installed")
 
@@ -37,29 +36,13 @@ class ThrowAway(SupervisedVNet):
 '''
 
 
-def _env(extra_path: Path | None = None) -> dict[str, str]:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "OMP_NUM_THREADS": "1"}
-    if extra_path is not None:
-        env["PYTHONPATH"] = os.pathsep.join([str(extra_path), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    return env
-
-
 def snakemake(workdir: Path, *args: str, env: dict[str, str] | None = None, check: bool = True,
               **kw) -> subprocess.CompletedProcess:
     cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2", *args]
-    proc = subprocess.run(cmd, check=False, env=env or _env(), capture_output=True, text=True, **kw)
+    proc = subprocess.run(cmd, check=False, env=env or workflow_env(), capture_output=True, text=True, **kw)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
     return proc
-
-
-def small_suite(folder: Path, name: str, methods: list[str], **update: object) -> None:
-    """The smoke suite reduced to the main table's ``methods``, renamed ``name``; written to ``folder/name.yaml``."""
-    spec = yaml.safe_load((REPO / "benchmarks/config/suites/smoke.yaml").read_text())
-    for key in ("ablation", "t_sweep", "lambda_sweep", "encodings", "qualitative", "feature_snapshots"):
-        spec.pop(key)
-    spec.update(name=name, methods=methods, **update)
-    (folder / f"{name}.yaml").write_text(yaml.safe_dump(spec))
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +125,7 @@ def test_throwaway_method_appears_in_tables(tmp_path: Path) -> None:
     plugin.mkdir()
     (plugin / "sitecustomize.py").write_text(TOY)  # registers `toy` in every Python process of the run
     small_suite(tmp_path, "toy", ["vnet_lower", "toy"])
-    snakemake(tmp_path, "--config", "suite=toy.yaml", env=_env(plugin))
+    snakemake(tmp_path, "--config", "suite=toy.yaml", env=workflow_env(plugin))
     table = pd.read_csv(tmp_path / "results/tables/toy/table_synthetic.csv")
     assert list(table.row_key.unique()) == ["vnet_lower", "toy"]
     assert "| toy |" in (tmp_path / "results/tables/toy/table_synthetic.md").read_text()
@@ -184,7 +167,7 @@ def test_killed_training_resumes(tmp_path: Path) -> None:
     target = str(run.relative_to(tmp_path) / "status.json")
     cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "1",
            "--config", "suite=resume.yaml", "--", target]
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    proc = subprocess.Popen(cmd, env=workflow_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:
         deadline = time.time() + 120
