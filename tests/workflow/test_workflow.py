@@ -16,7 +16,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
 from workflows import BIN, REPO, small_suite, workflow_env
 
 pytestmark = pytest.mark.skipif(shutil.which("snakemake", path=str(BIN)) is None and shutil.which("snakemake") is None,
