@@ -34,6 +34,7 @@ from workflows import BIN, REPO, small_suite, workflow_env
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(600)]
 
 PROGRAMS = ("munged", "slurmctld", "slurmd", "sbatch", "srun", "squeue", "scancel", "scontrol", "sinfo")
+SEARCH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])  # the daemons are in sbin
 #: Where every SLURM command finds the cluster; SLURM_CONF is no way, as the executor's job step drops SLURM_*.
 CONF = Path("/etc/slurm/slurm.conf")
 MARK = "# One-node test cluster of sslbench's tests/workflow/test_slurm.py, removed when the test ends.\n"
@@ -85,6 +86,11 @@ def _run(*cmd: str) -> str:
     return subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=60).stdout
 
 
+def _daemon(name: str, *args: str) -> None:
+    """Starts the daemon ``name`` (it forks into the background)."""
+    _run(shutil.which(name, path=SEARCH), *args)
+
+
 def _stop(pid_file: Path) -> None:
     """Waits for the daemon whose pid ``pid_file`` holds to exit; terminates it after 30 s."""
     if not pid_file.is_file():
@@ -105,7 +111,7 @@ def _stop(pid_file: Path) -> None:
 def _why_not() -> str | None:
     if os.name != "posix" or os.geteuid() != 0:
         return "the one-node test cluster runs munged, slurmctld and slurmd as root"
-    missing = [p for p in PROGRAMS if shutil.which(p) is None]
+    missing = [p for p in PROGRAMS if shutil.which(p, path=SEARCH) is None]
     if missing:
         return (f"SLURM is not installed ({', '.join(missing)} not found); as root: apt-get install slurm-wlm munge "
                 "(.ci/run does)")
@@ -115,6 +121,8 @@ def _why_not() -> str | None:
         import snakemake_executor_plugin_slurm  # noqa: F401
     except ImportError:
         return "snakemake-executor-plugin-slurm not installed (pip install -e .[test])"
+    if not CONF.parent.is_dir():
+        return f"{CONF.parent} not found: SLURM is not installed as Debian installs it"
     if CONF.is_file() and not CONF.read_text().startswith(MARK):
         return f"{CONF} belongs to another SLURM cluster; the test cluster does not replace it"
     return None
@@ -139,10 +147,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     host = socket.gethostname().split(".")[0]
     CONF.write_text(MARK + CONFIG.format(host=host, ports=_free_ports(2), root=root, munge=munge, mem=NODE_MEM_MB))
     try:
-        _run("munged", f"--socket={munge}/munge.socket", f"--key-file={key}", f"--pid-file={munge}/munged.pid",
-             f"--log-file={root}/munged.log", f"--seed-file={munge}/munged.seed")
-        _run("slurmctld")
-        _run("slurmd")
+        _daemon("munged", f"--socket={munge}/munge.socket", f"--key-file={key}", f"--pid-file={munge}/munged.pid",
+                f"--log-file={root}/munged.log", f"--seed-file={munge}/munged.seed")
+        _daemon("slurmctld")
+        _daemon("slurmd")
         deadline = time.time() + 60
         while set(_run("sinfo", "-h", "-o", "%T").split()) != {"idle"}:
             assert time.time() < deadline, f"the node never came up:\n{_run('sinfo')}\n" + \
@@ -165,9 +173,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def readme_command() -> list[str]:
     """The tested command of the README's SLURM section."""
     section = (REPO / "README.md").read_text(encoding="utf-8").split("\n## SLURM\n", 1)[1].split("\n## ", 1)[0]
-    lines = [line.strip() for line in section.splitlines()]
-    return shlex.split(next(line for line in lines
-                            if line.startswith("snakemake --profile workflow/profiles/slurm ") and "gpus_per_job=0" in line))
+    tested = [line.strip() for line in section.splitlines() if "gpus_per_job=0" in line]
+    return shlex.split(next(line for line in tested if line.startswith("snakemake --profile workflow/profiles/slurm ")))
 
 
 def jobs() -> pd.DataFrame:
@@ -190,7 +197,7 @@ def most_at_once(spans: list[tuple[datetime, datetime]]) -> int:
 
 def test_profile_runs_the_suite_and_a_cancelled_training_resumes(cluster: Path, tmp_path: Path) -> None:
     small_suite(tmp_path, "slurm", ["vnet_lower", "vnet_upper", "lefed"],
-                method_set={"lefed": ["iterations=40", "checkpoint_every=5", "val_every=20"]})
+                method_set={"lefed": ["iterations=30", "checkpoint_every=3", "val_every=15"]})
     cmd = readme_command()
     cmd[:1] = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path)]
     run = tmp_path / LEFED
@@ -203,7 +210,9 @@ def test_profile_runs_the_suite_and_a_cancelled_training_resumes(cluster: Path, 
             time.sleep(0.5)
         assert (run / "checkpoint_latest.pt").is_file(), "the LeFeD training never wrote a checkpoint"
         running = jobs()
-        cancelled = running[(running.rule == "train") & running.comment.str.contains("_lefed_")].id.item()
+        lefed = running[(running.rule == "train") & running.comment.str.contains("_lefed_")]
+        assert list(lefed.state) == ["RUNNING"], f"the LeFeD training is not running:\n{lefed}"
+        cancelled = lefed.id.item()
         _run("scancel", cancelled)
         proc.wait(timeout=420)
     finally:
@@ -214,9 +223,11 @@ def test_profile_runs_the_suite_and_a_cancelled_training_resumes(cluster: Path, 
     assert proc.returncode == 0, log[-6000:]
     # the cancelled job failed and the retry resumed from the checkpoint; every iteration is logged once
     assert f"SLURM-job '{cancelled}' failed, SLURM status is: 'CANCELLED'" in log and "Trying to restart job" in log
-    provenance = yaml.safe_load((run / "provenance.json").read_text())
-    assert provenance["resumed_from"]["iteration"] > 0, provenance
-    assert list(pd.read_csv(run / "log.csv").iteration) == list(range(40))
+    slurm_log = next((tmp_path / ".snakemake/slurm_logs").rglob(f"{cancelled}.log")).read_text()
+    assert f"JOB {cancelled} ON" in slurm_log and "CANCELLED AT" in slurm_log
+    resumed = yaml.safe_load((run / "provenance.json").read_text())["resumed_from"]
+    assert resumed and resumed["iteration"] > 0 and resumed["iteration"] % 3 == 0, resumed  # checkpoint_every=3
+    assert list(pd.read_csv(run / "log.csv").iteration) == list(range(30))
     assert (run / "checkpoint_final.pt").is_file()
     # tables: the three rows of the main table, scored
     table = pd.read_csv(tmp_path / "results/tables/slurm/table_synthetic.csv")
