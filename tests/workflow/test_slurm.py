@@ -8,7 +8,8 @@ The daemons are stopped afterwards and nothing of the cluster is left.
 
 Needs root and Debian's ``slurm-wlm`` and ``munge`` (``.ci/run`` installs them); skips otherwise, saying why.
 Deselected by default (marker ``slurm``): ``python3 quickstart.py test -m slurm``. About three minutes on
-2 CPU cores.
+2 CPU cores, much of it waiting for the executor's status checks (2, 14, 36 s after a submission or a
+finished job).
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ SEARCH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])  # 
 #: Where every SLURM command finds the cluster; SLURM_CONF is no way, as the executor's job step drops SLURM_*.
 CONF = Path("/etc/slurm/slurm.conf")
 MARK = "# One-node test cluster of sslbench's tests/workflow/test_slurm.py, removed when the test ends.\n"
-NODE_MEM_MB = 64000  # two trainings (mem_mb=32000 each) at once
+TRAIN_MEM_MB = 32000  # the train rule's mem_mb
+NODE_MEM_MB = 2 * TRAIN_MEM_MB  # two trainings at once
 LEFED = "results/runs/slurm/synthetic/lefed/labels4/seed1337"
 CONFIG = """\
 ClusterName=sslbench
@@ -243,4 +245,4 @@ def test_profile_runs_the_suite_and_a_cancelled_training_resumes(cluster: Path, 
     train = done[done.rule == "train"]
     assert sorted(train.state) == ["CANCELLED", "COMPLETED", "COMPLETED", "COMPLETED"]
     spans = [(datetime.fromisoformat(s), datetime.fromisoformat(e)) for s, e in zip(train.start, train.end)]
-    assert most_at_once(spans) == NODE_MEM_MB // 32000
+    assert most_at_once(spans) == NODE_MEM_MB // TRAIN_MEM_MB
