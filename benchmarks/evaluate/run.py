@@ -14,11 +14,11 @@ import pandas as pd
 from ..config import RunConfig, load_config
 from ..config.record import RECORD, read_record
 from ..errors import CheckpointError, ConfigError
+from ..rundir import BEST, FINAL
 from ..runtime import architecture, build_method, resolve_device, training_status
 from ..train.checkpoint import load_checkpoint
 from ..train.data import load_split, load_test_cases
 from ..train.provenance import provenance
-from ..train.trainer import BEST, FINAL
 from .cases import COLUMNS, evaluate_cases, write_evaluation
 from .inference import Inferer
 
@@ -79,7 +79,7 @@ def evaluate_run(
         "window": list(config.eval.window),
         "strides": list(config.eval.strides),
         "units": {"dice": "%", "jaccard": "%", "asd": "voxel", "hd95": "voxel", "asd_mm": "mm", "hd95_mm": "mm"},
-        "provenance": provenance(device),
+        "provenance": provenance(device, config.amp),
         "training_provenance": _training_provenance(run_dir),
     }
     return write_evaluation(out_dir, per_case, extra)

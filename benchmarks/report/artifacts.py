@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from .suites import DATASET_TABLES, Suite
-
-
-def dataset_table_stem(dataset: str) -> str:
-    return DATASET_TABLES[dataset][1] if dataset in DATASET_TABLES else f"table_{dataset}"
+from ..config.dataset import load_dataset
+from .suites import Suite
 
 
 def _present(suite: Suite, block: str) -> bool:
@@ -16,7 +13,7 @@ def _present(suite: Suite, block: str) -> bool:
 
 
 def table_stems(suite: Suite) -> list[str]:
-    stems = [dataset_table_stem(d["name"]) for d in suite.datasets()]
+    stems = [load_dataset(d["file"]).table_stem for d in suite.datasets()]
     for block, stem in (("ablation", "table_IV_ablation"), ("t_sweep", "table_V_passes"),
                         ("lambda_sweep", "table_VI_lambda")):
         if _present(suite, block):
@@ -37,7 +34,7 @@ def figure_stems(suite: Suite) -> list[str]:
         stems.append("fig_t_sweep")
     if _present(suite, "lambda_sweep"):
         stems.append("fig_lambda_sweep")
-    if suite.spec.get("qualitative") and "lefed" in suite.spec["methods"]:
+    if suite.spec.get("qualitative") and suite.proposed in suite.spec["methods"]:
         stems.append("fig3_qualitative")
     if suite.feature_run():
         stems.append("fig6_features")

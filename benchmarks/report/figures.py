@@ -7,12 +7,12 @@
 - ``fig_t_sweep`` / ``fig_lambda_sweep``: Tables V and VI as line plots; each y-axis spans at least
   :data:`MIN_SPAN`, so that differences far below the seed-to-seed spread do not look large.
 - ``fig_training_curves``: total loss per iteration (from ``log.csv``) of each table row, legend beside the curves.
-
-Rows and methods follow the suite's (the paper's) order and are named as in the tables.
 - ``fig3_qualitative``: image, ground truth and each method's prediction on the axial slice with the
   largest ground-truth area (``predictions.npz`` written by ``sslbench predict``).
-- ``fig6_features``: LeFeD's decoder features over training from the weight snapshots of one run
+- ``fig6_features``: the proposed method's decoder features over training from the weight snapshots of one run
   (``results/features/<suite>/fig6.npz`` written by ``sslbench features``).
+
+Rows and methods follow the suite's (the paper's) order and are named as in the tables.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import seaborn as sns
 
 from ..errors import DataError
 from ..io import write_files
-from .suites import ENCODING_LABELS, Suite, _fmt_lambda, row_label
+from .suites import ENCODING_LABELS, Suite, _fmt_lambda, method_label
 from .tables import METRIC_HEADERS, METRICS, PAPER_CSV, Results, load_paper_values
 
 DPI = 110
@@ -63,10 +63,6 @@ def _spread(suite: Suite) -> tuple[str, str | None]:
     return ("mean ± std over seeds", "sd") if len(seeds) > 1 else (f"one seed ({seeds[0]}): no error bars", None)
 
 
-def _method_label(method: str) -> str:
-    return "V-Net" if method == "vnet" else row_label(method)
-
-
 def _widen(ax: plt.Axes, span: float) -> None:
     """Show at least ``span`` on the y-axis, centred on the data, never below 0."""
     lo, hi = ax.get_ylim()
@@ -85,7 +81,7 @@ def fig_complexity(suite: Suite, out: Path, complexity_dir: Path) -> None:
         if missing:
             raise DataError(f"{path} lacks {', '.join(sorted(missing))} (written by an older sslbench); "
                             "delete it and rerun `sslbench complexity --json`")
-        rows.append({"method": method, "label": _method_label(method),
+        rows.append({"method": method, "label": method_label(method),
                      "params_train_M": data["params_train"] / 1e6, "params_segmenter_M": data["params"] / 1e6,
                      "params_inference_M": data["params_inference"] / 1e6,
                      "macs_G": data["macs"] / 1e9,
@@ -127,7 +123,7 @@ def _setting_rows(suite: Suite, results: Results, block: str, keys: list[tuple[s
 
 
 def fig_encodings(suite: Suite, out: Path, results: Results) -> None:
-    keys = [(e, ENCODING_LABELS[e], f"lefed-enc_{e}") for e in suite.spec["encodings"]["values"]]
+    keys = [(e, ENCODING_LABELS[e], f"{suite.proposed}-enc_{e}") for e in suite.spec["encodings"]["values"]]
     df = _setting_rows(suite, results, "encodings", keys)
     paper = load_paper_values(PAPER_CSV)
     spread, errorbar = _spread(suite)
@@ -136,7 +132,7 @@ def fig_encodings(suite: Suite, out: Path, results: Results) -> None:
         sub = df[df.metric == m]
         sns.barplot(sub, x="setting", y="value", hue="label", errorbar=errorbar, ax=ax)
         ax.set(title=METRIC_HEADERS[m], xlabel="", ylabel="")
-        if m == "dice":  # the paper's default LeFeD value per setting (inferred: its Table V t = 3 row)
+        if m == "dice":  # the proposed method's paper value per setting (inferred: its Table V t = 3 row)
             for i, setting in enumerate(sub["setting"].unique()):
                 ds, labels = sub[sub.setting == setting][["dataset", "labels"]].iloc[0]
                 ref = paper.get(("V", ds, int(labels) if labels.isdigit() else -1, "t3"), {}).get("dice")
@@ -151,10 +147,11 @@ def fig_encodings(suite: Suite, out: Path, results: Results) -> None:
 
 def fig_sweep(suite: Suite, out: Path, results: Results, block: str) -> None:
     if block == "t_sweep":
-        keys = [(f"t{v}", str(v), f"lefed-t{v}") for v in suite.spec[block]["values"]]
+        keys = [(f"t{v}", str(v), f"{suite.proposed}-t{v}") for v in suite.spec[block]["values"]]
         stem, name = "fig_t_sweep", "t (passes per sample)"
     else:
-        keys = [(f"lam{_fmt_lambda(v)}", _fmt_lambda(v), f"lefed-lam{_fmt_lambda(v)}") for v in suite.spec[block]["values"]]
+        keys = [(f"lam{_fmt_lambda(v)}", _fmt_lambda(v), f"{suite.proposed}-lam{_fmt_lambda(v)}")
+                for v in suite.spec[block]["values"]]
         stem, name = "fig_lambda_sweep", "λ (discrepancy weight)"
     df = _setting_rows(suite, results, block, keys)
     spread, errorbar = _spread(suite)
@@ -180,7 +177,7 @@ def fig_training_curves(suite: Suite, out: Path, root: Path) -> None:
         if not log.is_file() or log.stat().st_size == 0:  # not started, or failed in its first iteration
             continue
         df = pd.read_csv(log, usecols=lambda c: c in ("stage", "iteration", "loss"))
-        df["row"] = row_label(run.key)
+        df["row"] = suite.row_label(run.key)
         df["setting"] = f"{run.dataset} {run.labels} L"
         df["seed"] = run.seed
         df["run_dir"] = run.path
@@ -191,7 +188,7 @@ def fig_training_curves(suite: Suite, out: Path, root: Path) -> None:
         window = max(1, int(data["step"].max() // 50))
         data["loss_smooth"] = data.groupby("run_dir")["loss"].transform(lambda s: s.rolling(window, min_periods=1).mean())
     settings = sorted(data["setting"].unique()) if len(data) else ["(none)"]
-    order = [row_label(r) for r in suite.spec["methods"]]  # the tables' (paper) order
+    order = [suite.row_label(r) for r in suite.spec["methods"] + suite.beyond]  # the tables' (paper) order
     fig, axes = plt.subplots(1, len(settings), figsize=(6 * len(settings) + 2, 4), squeeze=False, layout="constrained")
     for ax, setting in zip(axes[0], settings):
         sub = data[data.setting == setting] if len(data) else data
@@ -207,7 +204,7 @@ def fig_training_curves(suite: Suite, out: Path, root: Path) -> None:
 def fig_qualitative(suite: Suite, out: Path, root: Path) -> None:
     qual = suite.spec.get("qualitative", {})
     seed = suite.spec.get("seeds", [1337])[0]
-    rows_spec = [r for r in suite.spec["methods"] if r not in ("vnet_lower", "vnet_upper", "lefed_official")]
+    rows_spec = suite.qualitative_rows()
     panels: list[tuple[str, str, dict[str, Any]]] = []  # (dataset, case, {row: (pred, dice)})
     records = []
     for d in suite.datasets():
@@ -216,7 +213,7 @@ def fig_qualitative(suite: Suite, out: Path, root: Path) -> None:
         for row in rows_spec:
             path = root / suite.find(d["name"], row, str(labels), seed) / "predictions.npz"
             loaded[row] = (np.load(path), path)
-        for case in [str(c) for c in loaded["lefed"][0]["cases"]]:
+        for case in [str(c) for c in loaded[suite.proposed][0]["cases"]]:
             source = next((z for z, _ in loaded.values() if f"{case}/image" in z), None)
             if source is None:  # every row's training failed
                 continue
@@ -261,7 +258,7 @@ def fig_qualitative(suite: Suite, out: Path, root: Path) -> None:
                     ax.text(0.03, 0.97, f"{dice:.1f}", transform=ax.transAxes, va="top", color="yellow",
                             fontsize=7, bbox={"facecolor": "black", "alpha": 0.6, "pad": 1, "linewidth": 0})
             if r == 0:
-                ax.set_title(["Image", "GT"][c] if c < 2 else row_label(rows_spec[c - 2]),
+                ax.set_title(["Image", "GT"][c] if c < 2 else suite.row_label(rows_spec[c - 2]),
                              fontsize=8)
             if c == 0:
                 ax.set_ylabel(f"{dataset}\n{case}", fontsize=7)
@@ -277,12 +274,13 @@ def fig_features(suite: Suite, out: Path, root: Path) -> None:
     path = root / suite.features_file()
     data = np.load(path)
     failed = str(data["failed"])
+    label = suite.row_label(suite.proposed)
     if "maps" not in data:
         fig, ax = plt.subplots(figsize=(6, 1.5))
         ax.axis("off")
-        ax.text(0.5, 0.5, f"The LeFeD run failed before its first snapshot:\n{failed}", ha="center", va="center",
+        ax.text(0.5, 0.5, f"The {label} run failed before its first snapshot:\n{failed}", ha="center", va="center",
                 wrap=True, fontsize=8)
-        fig.suptitle(_title(suite, "Fig. 6: LeFeD decoder features over training"), fontsize=9)
+        fig.suptitle(_title(suite, f"Fig. 6: {label} decoder features over training"), fontsize=9)
         _save(fig, out, "fig6_features", pd.DataFrame([{"run_dir": str(data["run_dir"]), "failed": failed,
                                                           "source": str(path)}]))
         return
@@ -313,7 +311,7 @@ def fig_features(suite: Suite, out: Path, root: Path) -> None:
                             "source": str(path)})
         fig.colorbar(image, ax=axes[r].tolist(), shrink=0.8, pad=0.01)
     note = f"; the training failed after the last snapshot: {failed}" if failed else ""
-    fig.suptitle(_title(suite, f"Fig. 6: LeFeD decoder features over training (channel mean of the last decoder "
+    fig.suptitle(_title(suite, f"Fig. 6: {label} decoder features over training (channel mean of the last decoder "
                                f"block, central axial slice of case {data['case']}){note}"), fontsize=9, wrap=True)
     _save(fig, out, "fig6_features", pd.DataFrame(records))
 

@@ -2,7 +2,9 @@
 
 Every cell aggregates the runs of one (dataset, row, labels) over the suite's seeds: the run value is the
 test-set mean of ``eval/summary.json``; the cell is mean ± sample std (ddof = 1, blank with one run). The
-paper column comes from ``benchmarks/report/data/paper_values.csv``, which cites the source of every value.
+paper column comes from ``benchmarks/report/data/paper_values.csv``, which cites the source of every value. Rows
+beyond the paper (the suite's ``beyond``) follow the paper's rows below a heading row, without paper column or best
+marking; their cells show the method's own published value (``published_values.csv``) and the difference to it.
 
 A run whose training failed (its summary's ``status`` is ``failed``, e.g. a diverged loss) is left out of the
 means and marked: ``[failed k]`` in the cell (``failed`` alone when no run of the cell succeeded), ``n_failed``
@@ -25,26 +27,24 @@ from typing import Any
 
 import pandas as pd
 
+import methods
+from methods.base import DatasetInfo
+
+from ..config.dataset import load_dataset
 from ..errors import SSLBenchError
 from ..io import write_csv, write_text
-from .artifacts import dataset_table_stem
-from .suites import ABLATION_LABELS, DATASET_TABLES, ROW_LABELS, Suite, row_label
+from .suites import ABLATION_LABELS, Suite, method_label
 
 METRICS = ("dice", "jaccard", "asd", "hd95")
 METRIC_HEADERS = {"dice": "Dice (%) ↑", "jaccard": "Jaccard (%) ↑", "asd": "ASD (voxel) ↓", "hd95": "95HD (voxel) ↓"}
 LOWER_IS_BETTER = {"asd", "hd95"}
 TAG_MARKS = {"L": "", "D": "d", "I": "i", "O": "o", "T": "t"}
+#: Published values, rows of differences included (their ``method`` is the suite's difference key).
 PAPER_CSV = Path(__file__).with_name("data") / "paper_values.csv"
-#: "LeFeD − BCP" differences quoted in the LeFeD text (sections V-A and V-B of arXiv 2309.14819 v1).
-PAPER_LEFED_MINUS_BCP = {
-    ("pancreas_mcnet", 6): {"dice": 1.68, "jaccard": 2.27},
-    ("pancreas_mcnet", 12): {"dice": -0.22, "hd95": -1.43},
-    ("lung", 10): {"dice": 2.11, "hd95": -0.76},
-    ("lung", 15): {"dice": 1.17, "hd95": -0.66},
-}
-BEST_ROWS_EXCLUDED = {"vnet_lower", "vnet_upper", "lefed_official"}
-TAG_TEXT = {"L": "printed in the LeFeD text", "D": "derived from a difference the LeFeD text quotes", "I": "inferred", "O": "the method's own paper or "
-            "repository", "T": "a third-party transcription"}
+#: The rows beyond the paper's own published values (shown instead of a paper column).
+PUBLISHED_CSV = Path(__file__).with_name("data") / "published_values.csv"
+TAG_TEXT = {"L": "printed in the paper's text", "D": "derived from a difference the paper's text quotes",
+            "I": "inferred", "O": "the method's own paper or repository", "T": "a third-party transcription"}
 EMPTY_POLICY_TEXT = {"penalty": "Dice = Jaccard = 0, ASD and 95HD = the volume diagonal",
                      "official_zero": "every metric 0, as the official code does", "nan": "Dice = Jaccard = 0, "
                      "distances left out"}
@@ -53,7 +53,7 @@ LATEX_PACKAGES = "booktabs, graphicx, xcolor"
 DEMO_NOTE = "DEMO: tiny budgets on small data; the numbers show the pipeline, not the methods."
 CSV_COLUMNS = ["table", "protocol", "label_count", "row_key", "metric", "mean", "std", "n_runs", "n_empty", "paper",
                "paper_tag", "delta", "selection", "lcc", "empty_policy", "units", "run_dirs", "n_failed", "failed_runs",
-               "config_hashes", "seeds", "code", "devices"]
+               "config_hashes", "seeds", "code", "devices", "published", "published_tag"]
 
 
 class MissingResults(SSLBenchError):
@@ -171,9 +171,19 @@ def _signed(x: float) -> str:
     return "" if math.isnan(x) else f"{x:+.2f}".replace("-", "−")
 
 
+def _reference(rec: dict[str, Any]) -> tuple[float, str, str] | None:
+    """``(value, tag, prefix)`` a cell is compared with: the paper's value, else (a row beyond the paper) the
+    method's own published one; None without either."""
+    if rec.get("paper", "") != "":
+        return float(rec["paper"]), rec["paper_tag"], ""
+    if rec.get("published", "") != "":
+        return float(rec["published"]), rec["published_tag"], "published "
+    return None
+
+
 def _flagged(rec: dict[str, Any]) -> bool:
-    """A Dice or Jaccard cell further from the paper than max(1.5 points, 2 std): marked ⚑."""
-    if rec.get("paper", "") == "" or rec["metric"] not in ("dice", "jaccard"):
+    """A Dice or Jaccard cell further from its published value than max(1.5 points, 2 std): marked ⚑."""
+    if _reference(rec) is None or rec["metric"] not in ("dice", "jaccard"):
         return False
     limit = max(1.5, 2 * float(rec["std"])) if rec["std"] != "" else 1.5
     return abs(float(rec["delta"])) > limit
@@ -181,6 +191,21 @@ def _flagged(rec: dict[str, Any]) -> bool:
 
 def _label_int(labels: str) -> int | None:
     return int(labels) if str(labels).isdigit() else None
+
+
+def _supervised(method: str) -> bool:
+    """Whether a method's recipe trains on labeled batches only (its ``run_defaults`` draw no unlabeled one)."""
+    try:
+        cls = methods.get_method(method)
+    except methods.UnknownMethodError:
+        return False
+    return cls.run_defaults(cls.Options(), DatasetInfo()).get("unlabeled_bs") == 0
+
+
+def _tag_notes(tags: Iterable[str]) -> str:
+    """``; d: derived from ...``: what the marks of ``tags`` mean, in :data:`TAG_MARKS` order."""
+    ordered = sorted(set(tags), key=lambda t: list(TAG_MARKS).index(t) if t in TAG_MARKS else len(TAG_MARKS))
+    return "".join(f"; {TAG_MARKS.get(t) or 'unmarked'}: {TAG_TEXT.get(t, t)}" for t in ordered)
 
 
 @dataclass
@@ -192,31 +217,41 @@ class Row:
 
 
 class TableBuilder:
-    def __init__(self, suite: Suite, root: Path = Path("."), paper: Path = PAPER_CSV) -> None:
+    def __init__(self, suite: Suite, root: Path = Path("."), paper: Path = PAPER_CSV,
+                 published: Path = PUBLISHED_CSV) -> None:
         self.suite = suite
         self.results = Results(suite, root)
         self.paper = load_paper_values(paper)
+        self.published = load_paper_values(published)
         self.records: list[dict[str, Any]] = []
 
     # ----- common -----------------------------------------------------------------------------------------
-    def paper_value(self, table: str, protocol: str, labels: str, row: str, metric: str) -> tuple[float, str]:
+    def paper_value(self, table: str, protocol: str, labels: str, row: str, metric: str,
+                    values: dict[tuple[str, str, int, str], dict[str, tuple[float, str]]] | None = None
+                    ) -> tuple[float, str]:
+        """The paper's value of a cell and its tag (from ``values`` instead: e.g. the published values)."""
         count = _label_int(labels)
         if count is None:
             return math.nan, ""
-        value = self.paper.get((table, protocol, count, row), {}).get(metric)
+        value = (self.paper if values is None else values).get((table, protocol, count, row), {}).get(metric)
         return value if value else (math.nan, "")
 
-    def record(self, table: str, protocol: str, labels: str, row: str, cell: Cell) -> dict[str, dict[str, Any]]:
+    def record(self, table: str, protocol: str, labels: str, row: str, cell: Cell,
+               beyond: bool = False) -> dict[str, dict[str, Any]]:
+        """CSV records of a cell; a row ``beyond`` the paper has no paper value, its Δ is to its published one."""
         out = {}
         s0 = next((s for s in cell.summaries if s.get("status") != "failed"), {})
         for metric in METRICS:
-            paper, tag = self.paper_value(table, protocol, labels, row, metric)
+            paper, tag = (math.nan, "") if beyond else self.paper_value(table, protocol, labels, row, metric)
+            published, published_tag = self.paper_value(table, protocol, labels, row, metric, self.published) \
+                if beyond else (math.nan, "")
+            reference = published if beyond else paper
             mean, std = cell.mean(metric), cell.std(metric)
             rec = {
                 "table": table, "protocol": protocol, "label_count": labels, "row_key": row, "metric": metric,
                 "mean": round(mean, 4), "std": "" if math.isnan(std) else round(std, 4), "n_runs": cell.n,
                 "n_empty": cell.n_empty, "paper": "" if math.isnan(paper) else paper, "paper_tag": tag,
-                "delta": "" if math.isnan(paper) else round(mean - paper, 4),
+                "delta": "" if math.isnan(reference) else round(mean - reference, 4),
                 "selection": s0.get("selection", ""), "lcc": s0.get("lcc", ""),
                 "empty_policy": s0.get("empty_policy", ""), "units": s0.get("units", {}).get(metric, ""),
                 "run_dirs": ";".join(cell.run_dirs), "n_failed": len(cell.failed), "failed_runs": ";".join(cell.failed),
@@ -224,6 +259,7 @@ class TableBuilder:
                 "seeds": ";".join(str(s.get("seed", "?")) for s in cell.summaries),
                 "code": ";".join(map(code_text, cell.summaries)),
                 "devices": ";".join(map(device_text, cell.summaries)),
+                "published": "" if math.isnan(published) else published, "published_tag": published_tag,
             }
             out[metric] = rec
             self.records.append(rec)
@@ -236,9 +272,11 @@ class TableBuilder:
         text = _fmt(mean) + (f" ± {_fmt(float(std))}" if std != "" else "")
         if bold:
             text = f"\\textbf{{{text}}}" if latex else f"**{text}**"
-        if rec["paper"] != "":
-            mark = TAG_MARKS.get(rec["paper_tag"], "")
-            paper = f"{float(rec['paper']):.2f}"
+        reference = _reference(rec)
+        if reference is not None:
+            value, tag, prefix = reference
+            mark = TAG_MARKS.get(tag, "")
+            paper = prefix + f"{value:.2f}"
             if mark:
                 paper += f"$^{{{mark}}}$" if latex else f"<sup>{mark}</sup>"
             delta = _signed(float(rec["delta"]))
@@ -268,13 +306,13 @@ class TableBuilder:
             (f"Cells: mean ± sample std over seeds {seeds} (std blank with one seed); budget: {budget}; "
              f"suite {self.suite.name}; code {codes}."),
         ]
-        with_paper = [r for r in records if r.get("paper", "") != "" and r.get("run_dirs")]
+        cells = [r for r in records if r.get("run_dirs")]  # not the rows of differences
+        with_paper = [r for r in cells if r.get("paper", "") != ""]
         if with_paper:
-            tags = sorted({r["paper_tag"] for r in with_paper}, key=list(TAG_MARKS).index)
-            marks = "".join(f"; {TAG_MARKS[t] or 'unmarked'}: {TAG_TEXT[t]}" for t in tags)
             lines.append("In parentheses: the published value (benchmarks/report/data/paper_values.csv cites the "
-                         f"source of each{marks}) and Δ = ours − paper (negative is better for ASD and 95HD).")
-        if any(_flagged(r) for r in with_paper):
+                         f"source of each{_tag_notes(r['paper_tag'] for r in with_paper)}) and Δ = ours − paper "
+                         "(negative is better for ASD and 95HD).")
+        if any(_flagged(r) for r in cells):
             lines.append("⚑: Dice or Jaccard more than max(1.5 points, 2 × std) away from the published value.")
         if any(r.get("n_empty") for r in records):
             policy = s.get("empty_policy", "?")
@@ -335,73 +373,106 @@ class TableBuilder:
         write_csv(out / f"{stem}.csv", pd.DataFrame(records, columns=CSV_COLUMNS).astype(counts))
         write_text(out / f"{stem}.md", self.markdown(title, header, md_rows, footer))
         write_text(out / f"{stem}.html", self.html(title, header, md_rows, footer))
-        greyed = any(r.get("paper", "") != "" for r in records) and self.suite.demo
+        greyed = self.suite.demo and any(_reference(r) is not None for r in records if r.get("run_dirs"))
         tex_footer = [f"{f} Δ is greyed out." if greyed and f == DEMO_NOTE else f for f in footer]
         write_text(out / f"{stem}.tex", self.latex(title, header, tex_rows, tex_footer))
 
     # ----- Tables I-III ---------------------------------------------------------------------------------------
-    def compared(self, dataset: str) -> str:
-        """``9 semi-supervised methods and the supervised V-Net``: the distinct methods of a main table's rows."""
-        used = {run.method for run in self.suite.runs if run.dataset == dataset
-                and any(artifact == "main" for artifact, _ in run.uses)}
-        n = len(used - {"vnet"})
-        text = f"{n} semi-supervised method{'' if n == 1 else 's'}"
-        return text + " and the supervised V-Net" if "vnet" in used else text
+    def compared(self) -> str:
+        """``9 semi-supervised methods and the supervised <label> (and 2 methods beyond the paper)``: the distinct
+        methods of the suite's declared rows (its ``methods``, then its ``beyond``); supervised: a method whose
+        recipe draws no unlabeled batch."""
+        shown = list(dict.fromkeys(self.suite.row(key).method for key in self.suite.spec["methods"]))
+        supervised = [m for m in shown if _supervised(m)]
+        n = len(shown) - len(supervised)
+        parts = [f"{n} semi-supervised method{'' if n == 1 else 's'}"] if n else []
+        if supervised:
+            parts.append("the supervised " + " and ".join(map(method_label, supervised)))
+        text = " and ".join(parts)
+        beyond = set(dict.fromkeys(self.suite.row(key).method for key in self.suite.beyond)) - set(shown)
+        if beyond:
+            text += f" (and {len(beyond)} method{'' if len(beyond) == 1 else 's'} beyond the paper)"
+        return text
+
+    def beyond_note(self, records: list[dict[str, Any]]) -> str:
+        """The note on the rows beyond the paper; their published values only where ``records`` show one."""
+        text = (f"Beyond the paper: {', '.join(map(self.suite.row_label, self.suite.beyond))} came after the "
+                "paper's comparison; no paper value and no best marking")
+        published = [r for r in records if r.get("run_dirs") and r.get("published", "") != ""]
+        if published:
+            text += ("; in parentheses their own published value (benchmarks/report/data/published_values.csv "
+                     f"cites the source of each{_tag_notes(r['published_tag'] for r in published)}) under the "
+                     "method's own protocol and checkpoint selection, and Δ = ours − published")
+        return text + "."
 
     def dataset_table(self, dataset: dict[str, Any], out: Path) -> None:
-        name = dataset["name"]
-        table, stem, what = DATASET_TABLES.get(name, ("", dataset_table_stem(name), f"{name} dataset"))
+        name, spec = dataset["name"], load_dataset(dataset["file"])
+        table, stem, what = spec.table.number or "", spec.table_stem, spec.table_title
         table_id = table or name
         groups = [str(x) for x in dataset["labels"]]
         start = len(self.records)
         recs: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
         split: dict[tuple[str, str], tuple[int, int] | None] = {}
         for row in self.suite.spec["methods"]:
+            fixed = self.suite.row(row).labels
             for g in groups:
-                labels = "all" if row == "vnet_upper" else g
-                cell = self.results.cell(name, row, labels)
+                cell = self.results.cell(name, row, fixed or g)
                 recs[(row, g)] = self.record(table_id, name, g, row, cell)
                 split[(row, g)] = self.results.split_counts(cell.run_dirs[0])
         best: dict[tuple[str, str], str] = {}
+        ranked = self.suite.ranked_rows()
         for g in groups:
             for metric in METRICS:
-                cands = [(float(recs[(r, g)][metric]["mean"]), r) for r in self.suite.spec["methods"]
-                         if r not in BEST_ROWS_EXCLUDED and not math.isnan(float(recs[(r, g)][metric]["mean"]))]
+                cands = [(float(recs[(r, g)][metric]["mean"]), r) for r in ranked
+                         if not math.isnan(float(recs[(r, g)][metric]["mean"]))]
                 if cands:
                     best[(g, metric)] = (min if metric in LOWER_IS_BETTER else max)(cands)[1]
         header = ["Method", "Scans used (L / U)"] + [f"{g} labels: {METRIC_HEADERS[m]}" for g in groups for m in METRICS]
         md_rows, tex_rows = [], []
         for row in self.suite.spec["methods"]:
             scans = " · ".join(f"{c[0]} / {c[1]}" for g in groups if (c := split[(row, g)]))
-            if row == "vnet_upper":
+            if self.suite.row(row).labels:
                 scans = " / ".join(map(str, split[(row, groups[0])] or ("?", "?")))
-            label = row_label(row)
+            label = self.suite.row_label(row)
             for latex, rows in ((False, md_rows), (True, tex_rows)):
                 rows.append([label, scans] + [self.cell_text(recs[(row, g)][m], best.get((g, m)) == row, latex)
                                               for g in groups for m in METRICS])
-        if "lefed" in self.suite.spec["methods"] and "bcp" in self.suite.spec["methods"]:
+        for diff in self.suite.differences():
+            a, b = diff["rows"]
             cells = []
             for g in groups:
-                quoted = PAPER_LEFED_MINUS_BCP.get((name, _label_int(g) or -1), {})
+                quoted = self.paper.get((table_id, name, _label_int(g) or -1, diff["key"]), {})
                 for m in METRICS:
-                    d = float(recs[("lefed", g)][m]["mean"]) - float(recs[("bcp", g)][m]["mean"])
-                    cells.append(_signed(d) + (f" (paper {_signed(quoted[m])})" if m in quoted else ""))
+                    d = float(recs[(a, g)][m]["mean"]) - float(recs[(b, g)][m]["mean"])
+                    cells.append(_signed(d) + (f" (paper {_signed(quoted[m][0])})" if m in quoted else ""))
                     self.records.append({"table": table_id, "protocol": name, "label_count": g,
-                                         "row_key": "lefed_minus_bcp", "metric": m, "mean": round(d, 4),
-                                         "paper": quoted.get(m, ""), "run_dirs": ""})
-            md_rows.append(["LeFeD − BCP", ""] + cells)
-            tex_rows.append(["LeFeD − BCP", ""] + cells)
+                                         "row_key": diff["key"], "metric": m, "mean": round(d, 4),
+                                         "paper": quoted[m][0] if m in quoted else "", "run_dirs": ""})
+            md_rows.append([diff["label"], ""] + cells)
+            tex_rows.append([diff["label"], ""] + cells)
+        if self.suite.beyond:
+            blank = [""] * (len(header) - 1)
+            md_rows.append(["*Beyond the paper*"] + blank)
+            tex_rows.append(["Beyond the paper"] + blank)
+        for row in self.suite.beyond:
+            cells_g = {g: self.results.cell(name, row, self.suite.row(row).labels or g) for g in groups}
+            beyond_recs = {g: self.record(table_id, name, g, row, cell, beyond=True) for g, cell in cells_g.items()}
+            scans = " · ".join(f"{c[0]} / {c[1]}" for g in groups
+                               if (c := self.results.split_counts(cells_g[g].run_dirs[0])))
+            for latex, rows in ((False, md_rows), (True, tex_rows)):
+                rows.append([self.suite.row_label(row), scans]
+                            + [self.cell_text(beyond_recs[g][m], False, latex) for g in groups for m in METRICS])
         pct = ", ".join(groups)
         title = f"{'[demo] ' if self.suite.demo else ''}Table {table or name}: Performance comparison of " \
-                f"{self.compared(name)} on the {what}, using {pct} labeled scans"
-        extra = []
-        if name == "pancreas_mcnet" and "bcp" in self.suite.spec["methods"]:
-            extra.append("Paper column warning: the paper's Table I mixes protocols (its BCP 20 % row is BCP's "
-                         "CoraNet-protocol result); all our rows use pancreas_mcnet.")
-        if name not in DATASET_TABLES:
+                f"{self.compared()} on the {what}, using {pct} labeled scans"
+        extra = list(spec.table.notes)
+        if not spec.table.number:
             extra.append(f"Dataset {name!r} has no published values (no paper column).")
-        upper = f" ({ROW_LABELS['vnet_upper']}: all)" if "vnet_upper" in self.suite.spec["methods"] else ""
-        footer = self.footer([name], pct + " labeled" + upper, self.records[start:], extra)
+        if self.suite.beyond:
+            extra.append(self.beyond_note(self.records[start:]))
+        fixed = "".join(f" ({self.suite.row_label(r)}: {self.suite.row(r).labels})" for r in self.suite.spec["methods"]
+                        if self.suite.row(r).labels)
+        footer = self.footer([name], pct + " labeled" + fixed, self.records[start:], extra)
         self.write(out, stem, title, header, md_rows, tex_rows, footer, self.records[start:])
 
     # ----- Tables IV-VI ---------------------------------------------------------------------------------------
@@ -410,16 +481,16 @@ class TableBuilder:
         present = {d["name"] for d in self.suite.datasets()}
         if block == "ablation":
             table, stem = "IV", "table_IV_ablation"
-            rows = [(r, ABLATION_LABELS[r], f"lefed-abl_{r}") for r in spec["rows"]]
-            title = "Table IV: Ablation study of LeFeD's components"
+            rows = [(r, ABLATION_LABELS[r], f"{self.suite.proposed}-abl_{r}") for r in spec["rows"]]
+            title = f"Table IV: Ablation study of {self.suite.row_label(self.suite.proposed)}'s components"
         elif block == "t_sweep":
             table, stem = "V", "table_V_passes"
-            rows = [(f"t{v}", f"t = {v}", f"lefed-t{v}") for v in spec["values"]]
+            rows = [(f"t{v}", f"t = {v}", f"{self.suite.proposed}-t{v}") for v in spec["values"]]
             title = "Table V: Passes per sample t"
         else:
             from .suites import _fmt_lambda
             table, stem = "VI", "table_VI_lambda"
-            rows = [(f"lam{_fmt_lambda(v)}", f"λ = {_fmt_lambda(v)}", f"lefed-lam{_fmt_lambda(v)}")
+            rows = [(f"lam{_fmt_lambda(v)}", f"λ = {_fmt_lambda(v)}", f"{self.suite.proposed}-lam{_fmt_lambda(v)}")
                     for v in spec["values"]]
             title = "Table VI: Discrepancy weight λ"
         if self.suite.demo:

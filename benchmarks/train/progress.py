@@ -25,9 +25,10 @@ def progress_mode(progress: bool | None, stream: TextIO) -> str:
 class StageProgress:
     """Progress of one training stage of ``total`` iterations, resumed after ``start``.
 
-    Plain lines read ``lefed train: 120/6000 (2.0%), 3.41 it/s, ETA 0:28:45, loss 0.5120, ce 0.3100, val_dice 52.10``:
-    the rate over the iterations since the previous line, the time left at the rate since this process started the
-    stage, and the mean of every logged term since the previous line.
+    Plain lines read
+    ``<method> <stage>: 120/6000 (2.0%), 3.41 it/s, ETA 0:28:45, loss 0.5120, ce 0.3100, val_dice 52.10``: the rate
+    over the iterations since the previous line, the time left at the rate since this process started the stage, and
+    the mean of every logged term since the previous line.
     """
 
     def __init__(self, name: str, total: int, start: int, mode: str, stream: TextIO | None = None,

@@ -28,7 +28,7 @@ import torch
 
 from methods.base import Batch, OptimizerSpec, Options, RunInfo, Stage, TrainingData
 
-from ..config import RunConfig, config_hash, load_config
+from ..config import RunConfig, config_hash, dataset_info, load_config
 from ..config.coerce import to_dict
 from ..config.record import RECORD, read_record, write_record
 from ..config.schema import OPERATIONAL_KEYS
@@ -38,6 +38,7 @@ from ..errors import CheckpointError, ConfigError, TrainingDiverged
 from ..evaluate.inference import Inferer
 from ..evaluate.metrics import case_metrics
 from ..io import remove_temp_files, write_json
+from ..rundir import BEST, FINAL, LATEST, SNAPSHOTS, STATUS, snapshot_name, stage_best
 from ..runtime import architecture, build_method, resolve_device
 from .checkpoint import load_checkpoint, save_checkpoint
 from .context import HarnessContext
@@ -47,11 +48,6 @@ from .progress import EVERY_S, StageProgress, progress_mode
 from .provenance import provenance
 from .schedules import learning_rate
 from .speed import WaitClock, prepare_networks, training_batches
-
-LATEST, FINAL, BEST = "checkpoint_latest.pt", "checkpoint_final.pt", "checkpoint_best.pt"
-SNAPSHOTS = "snapshots"
-#: The outcome of a training: ``{"status": "completed" | "failed", ...}`` (the workflow's train target).
-STATUS = "status.json"
 
 
 def prepare_run_dir(run_dir: Path, config: RunConfig) -> str:
@@ -124,7 +120,8 @@ class Trainer:
         """
         config = self.config
         split = load_split(config)
-        self.stages = self._plan(RunInfo(len(split.labeled), len(split.unlabeled), config.iterations, config.budget))
+        self.stages = self._plan(RunInfo(len(split.labeled), len(split.unlabeled), config.iterations, config.budget,
+                                          dataset_info(config)))
         need_unlabeled = any(self._batch_sizes(s)[1] > 0 for s in self.stages)
         cases = load_training_cases(config, split, need_unlabeled, self.progress == "bar")
         self.run_hash = prepare_run_dir(self.run_dir, config)
@@ -146,7 +143,7 @@ class Trainer:
             "uses_unlabeled": need_unlabeled,
             "empty_label_cases": cases.empty_labels,
             "casts": cases.casts,
-            **provenance(self.device),
+            **provenance(self.device, config.amp),
         })
         position = (stage_index, start)
         log = CsvLog(self.run_dir / "log.csv", keep=lambda row: _position(row) < position)
@@ -201,7 +198,7 @@ class Trainer:
 
     def _best_path(self, index: int) -> Path:
         last = index == len(self.stages) - 1
-        return self.run_dir / (BEST if last else f"checkpoint_best_{self.stages[index].name}.pt")
+        return self.run_dir / (BEST if last else stage_best(self.stages[index].name))
 
     def _start_stage(self, index: int) -> None:
         """Hand-over into stage ``index``: restore the previous stage's selection, reset optimisers, hook."""
@@ -320,7 +317,7 @@ class Trainer:
 
     def _snapshot(self, index: int, done: int) -> None:
         """Weights after ``done`` iterations of stage ``index`` (no optimiser state), for feature figures."""
-        save_checkpoint(self.run_dir / SNAPSHOTS / f"{self.stages[index].name}_{done:06d}.pt",
+        save_checkpoint(self.run_dir / SNAPSHOTS / snapshot_name(self.stages[index].name, done),
                         _weights_only(self._state(index, done)))
 
     def _prune(self) -> None:

@@ -72,16 +72,20 @@ def la_tables(tmp_path: Path) -> Path:
 def test_paper_table_explains_marks_flags_and_empty_predictions(la_tables: Path) -> None:
     md = (la_tables / "table_III_la.md").read_text()
     assert md.startswith("**Table III: Performance comparison of 9 semi-supervised methods and the supervised V-Net "
-                         "on the left atrium dataset, using 8, 16 labeled scans**")
+                         "(and 2 methods beyond the paper) on the left atrium dataset, using 8, 16 labeled scans**")
     assert "82.74<sup>d</sup>" in md and "^" not in md  # V-Net lower bound, derived from the LeFeD text
     assert " [empty 2]" in md
     notes = " ".join(_notes(md))
     assert "benchmarks/report/data/paper_values.csv cites the source of each" in notes
-    assert "d: derived from a difference the LeFeD text quotes" in notes and "t: a third-party transcription" in notes
+    assert "d: derived from a difference the paper's text quotes" in notes and "t: a third-party transcription" in notes
     assert "⚑: Dice or Jaccard more than max(1.5 points, 2 × std)" in notes and " ⚑)" in md
     assert "[empty N]: N test cases" in notes and "under the penalty policy" in notes
     assert "reference_numbers" not in md and "DEMO" not in notes
     assert _counts_are_integers(la_tables / "table_III_la.csv")  # LeFeD − BCP rows have no run counts: blank
+    beyond = next(n for n in _notes(md) if n.startswith("Beyond the paper: AD-MT, CAML came after"))
+    assert "published_values.csv cites the source of each; o: the method's own paper or repository; t: a " \
+           "third-party transcription)" in beyond  # AD-MT's repository at 8 labels, CAML's transcriptions
+    assert "| AD-MT | " in md and "(published 90.58<sup>o</sup>, Δ " in md
 
 
 def test_labeled_only_vnet_reports_no_unlabeled_scans(tmp_path: Path) -> None:
@@ -93,18 +97,36 @@ def test_labeled_only_vnet_reports_no_unlabeled_scans(tmp_path: Path) -> None:
     assert Results(load_suite("smoke"), tmp_path).split_counts("results/run") == (4, 0)
 
 
-def test_a_new_method_is_shown_by_its_display_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    class Renamed(SupervisedVNet):
-        name, paper, display_name = "renamed_vnet", "test double", "Renamed V-Net"
-
-    monkeypatch.setitem(methods._REGISTRY, Renamed.name, Renamed)
+def _smoke_variant(tmp_path: Path, **keys) -> Path:
+    """The smoke suite as ``mine.yaml`` with main-table keys only (no LeFeD blocks), ``keys`` replacing its own."""
     spec = yaml.safe_load((SUITES_DIR / "smoke.yaml").read_text())
     for key in ("ablation", "t_sweep", "lambda_sweep", "encodings", "qualitative", "feature_snapshots"):
         spec.pop(key)
-    (tmp_path / "mine.yaml").write_text(yaml.safe_dump({**spec, "name": "mine", "methods": ["vnet_lower", Renamed.name]}))
-    suite = load_suite(tmp_path / "mine.yaml")
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump({**spec, "name": "mine", **keys}))
+    return tmp_path / "mine.yaml"
+
+
+def test_a_new_method_is_shown_by_its_label(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Renamed(SupervisedVNet):
+        name, paper, label = "renamed_vnet", "test double", "Renamed V-Net"
+
+    monkeypatch.setitem(methods.registry._REGISTRY, Renamed.name, Renamed)
+    suite = load_suite(_smoke_variant(tmp_path, methods=["vnet_lower", Renamed.name]))
     fake_results(suite, tmp_path)
     build_tables(suite, tmp_path / "tables", tmp_path)
     md = (tmp_path / "tables" / "table_synthetic.md").read_text()
     assert "| Renamed V-Net |" in md and "renamed_vnet |" not in md
-    assert "comparison of 1 semi-supervised method and the supervised V-Net" in md  # the test double counts as one
+    # Its recipe (a V-Net's) draws no unlabeled batch: a supervised method, named by its label.
+    assert "comparison of the supervised V-Net and Renamed V-Net on the synthetic dataset" in md
+
+
+def test_rows_beyond_the_paper_without_published_values(tmp_path: Path) -> None:
+    suite = load_suite(_smoke_variant(tmp_path, beyond=["caml"]))  # no published value on synthetic data
+    fake_results(suite, tmp_path)
+    build_tables(suite, tmp_path / "tables", tmp_path)
+    md = (tmp_path / "tables" / "table_synthetic.md").read_text()
+    assert "supervised V-Net (and 1 method beyond the paper) on the synthetic dataset" in md
+    assert "| *Beyond the paper* |" in md and "| CAML | " in md
+    notes = _notes(md)
+    assert "Beyond the paper: CAML came after the paper's comparison; no paper value and no best marking." in notes
+    assert not any("parentheses" in n.lower() or "Δ" in n or "published_values" in n for n in notes)

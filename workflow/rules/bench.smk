@@ -13,7 +13,7 @@ rule bench:
         out=subpath(output.csv, parent=True),
     threads: 4
     resources:
-        gpu=1,
+        gpu=GPUS,
         gpu_mem_mb=80000,
         mem_mb=32000,
         runtime=180,
@@ -23,4 +23,4 @@ rule bench:
         "results/logs/bench/{dataset}.log",
     shell:
         "OMP_NUM_THREADS={threads} sslbench bench --dataset {wildcards.dataset} --data-root {params.data_root}"
-        " --method lefed vnet --out {params.out} > {log} 2>&1"
+        " --out {params.out} > {log} 2>&1"

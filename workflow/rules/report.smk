@@ -26,14 +26,14 @@ rule tables:
 
 rule features:
     input:
-        lambda wildcards: f"{SUITE.feature_run()}/status.json",
+        lambda wildcards: f"{SUITE.feature_run()}/{STATUS}",
     output:
         SUITE.features_file(),
     params:
         run_dir=lambda wildcards, input: os.path.dirname(input[0]),
     threads: 1
     resources:
-        gpu=1,
+        gpu=GPUS,
         gpu_mem_mb=4000,
     conda:
         ENV

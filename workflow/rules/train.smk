@@ -12,15 +12,15 @@ rule train:
     input:
         dataset_input,
     output:
-        "results/runs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/status.json",
+        f"{RUN_DIR}/{STATUS}",
     params:
         args=lambda wc: run_of(wc).train_args(),
         run_dir=subpath(output[0], parent=True),
     threads: 1
     resources:
-        gpu=1,
+        gpu=GPUS,
         gpu_mem_mb=GPU_MEM_MB,
-        mem_mb=16000,
+        mem_mb=32000,
         runtime=24 * 60,
     conda:
         ENV
@@ -33,15 +33,15 @@ rule train:
 
 rule evaluate:
     input:
-        "results/runs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/status.json",
+        f"{RUN_DIR}/{STATUS}",
     output:
-        "results/runs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/eval/summary.json",
-        "results/runs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/eval/per_case.csv",
+        f"{RUN_DIR}/eval/summary.json",
+        f"{RUN_DIR}/eval/per_case.csv",
     params:
         run_dir=subpath(input[0], parent=True),
     threads: 1
     resources:
-        gpu=1,
+        gpu=GPUS,
         gpu_mem_mb=4000,
         mem_mb=16000,
         runtime=120,
@@ -55,16 +55,16 @@ rule evaluate:
 
 rule predict:
     input:
-        ckpt="results/runs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/status.json",
-        ref="results/runs/{suite}/{dataset}/lefed/labels{labels}/seed{seed}/eval/per_case.csv",
+        ckpt=f"{RUN_DIR}/{STATUS}",
+        ref=lambda wc: f"{suite_run(wc.suite, wc.dataset, PROPOSED, wc.labels, wc.seed)}/eval/per_case.csv",
     output:
-        "results/runs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/predictions.npz",
+        f"{RUN_DIR}/predictions.npz",
     params:
         run_dir=subpath(input.ckpt, parent=True),
         cases=lambda wc: SUITE.spec.get("qualitative", {}).get("cases", 2),
     threads: 1
     resources:
-        gpu=1,
+        gpu=GPUS,
         gpu_mem_mb=4000,
     conda:
         ENV
