@@ -27,6 +27,7 @@ __all__ = [
     "legacy_hash",
     "load_config",
     "migrate",
+    "nsd_tolerance",
     "parse_sets",
     "parse_value",
     "read_yaml",
@@ -36,6 +37,9 @@ __all__ = [
 ]
 
 _RUN_KEYS = {f.name for f in dataclasses.fields(RunConfig)}
+#: Keys of a dataset YAML that describe how the protocol is scored, not a run: kept out of the run configuration
+#: (and so out of every configuration hash).
+PROTOCOL_KEYS = frozenset({"nsd_tolerance_mm"})
 
 
 def available_datasets() -> list[str]:
@@ -49,6 +53,14 @@ def dataset_defaults(name: str) -> dict[str, Any]:
         raise ConfigError(f"unknown dataset {name!r}; available: {', '.join(available_datasets())}")
     text = (resources.files(__package__) / "datasets" / f"{name}.yaml").read_text()
     return yaml.safe_load(text) or {}
+
+
+def nsd_tolerance(name: str) -> float:
+    """The NSD tolerance in mm of a built-in dataset protocol (``nsd_tolerance_mm`` of its YAML)."""
+    value = dataset_defaults(name).get("nsd_tolerance_mm")
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
+        raise ConfigError(f"dataset {name!r}: invalid value {value!r} for 'nsd_tolerance_mm'; expected a number >= 0")
+    return float(value)
 
 
 def parse_sets(pairs: Sequence[str]) -> dict[str, Any]:
@@ -134,7 +146,7 @@ def load_config(
 
     merged = to_dict(RunConfig())
     dataset = user.get("dataset", merged["dataset"])
-    merged = _merge(merged, dataset_defaults(dataset))
+    merged = _merge(merged, {k: v for k, v in dataset_defaults(dataset).items() if k not in PROTOCOL_KEYS})
     method_name = user.get("method", merged["method"])
     try:
         method_cls = methods.get_method(method_name)

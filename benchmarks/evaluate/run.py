@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..config import RunConfig, load_config
+from ..config import RunConfig, load_config, nsd_tolerance
 from ..config.record import RECORD, read_record
 from ..errors import CheckpointError, ConfigError
 from ..runtime import architecture, build_method, resolve_device, training_status
@@ -65,8 +65,9 @@ def evaluate_run(
     method.to(device).eval()
     show = sys.stderr.isatty() if progress is None else progress
     cases = load_test_cases(config, load_split(config), show)
+    tolerance = nsd_tolerance(config.dataset)
     per_case = evaluate_cases(method.predict, [(c.id, c.image, c.label, c.spacing) for c in cases],
-                              Inferer.from_config(config, device), config.eval.empty_policy, show)
+                              Inferer.from_config(config, device), config.eval.empty_policy, show, tolerance)
     extra = {
         **_identity(config, run_hash, overrides),
         "status": "completed",
@@ -78,7 +79,9 @@ def evaluate_run(
         "empty_policy": config.eval.empty_policy,
         "window": list(config.eval.window),
         "strides": list(config.eval.strides),
-        "units": {"dice": "%", "jaccard": "%", "asd": "voxel", "hd95": "voxel", "asd_mm": "mm", "hd95_mm": "mm"},
+        "units": {"dice": "%", "jaccard": "%", "asd": "voxel", "hd95": "voxel", "asd_mm": "mm", "hd95_mm": "mm",
+                  "nsd": "%"},
+        "nsd_tolerance_mm": tolerance,
         "provenance": provenance(device),
         "training_provenance": _training_provenance(run_dir),
     }
