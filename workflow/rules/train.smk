@@ -52,6 +52,29 @@ rule evaluate:
         "OMP_NUM_THREADS={threads} sslbench evaluate {params.run_dir} --no-progress > {log} 2>&1"
 
 
+# The last checkpoint of every run, scored beside the selected one (the "last vs best" figures).
+rule evaluate_final:
+    input:
+        "results/runs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/status.json",
+    output:
+        "results/runs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/eval_final/summary.json",
+        "results/runs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/eval_final/per_case.csv",
+    params:
+        run_dir=subpath(input[0], parent=True),
+    threads: 1
+    resources:
+        gpu=1,
+        gpu_mem_mb=4000,
+        mem_mb=16000,
+        runtime=120,
+    conda:
+        ENV
+    log:
+        "results/logs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/evaluate_final.log",
+    shell:
+        "OMP_NUM_THREADS={threads} sslbench evaluate {params.run_dir} --checkpoint final --no-progress > {log} 2>&1"
+
+
 rule predict:
     input:
         ckpt="results/runs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/status.json",
