@@ -9,6 +9,11 @@ def dataset_table_stem(dataset: str) -> str:
     return DATASET_TABLES[dataset][1] if dataset in DATASET_TABLES else f"table_{dataset}"
 
 
+def stats_stem(table_stem: str) -> str:
+    """The paired-statistics CSV of a dataset table (every row against every reference row)."""
+    return f"{table_stem}_stats"
+
+
 def _present(suite: Suite, block: str) -> bool:
     spec = suite.spec.get(block)
     names = {d["name"] for d in suite.datasets()}
@@ -26,6 +31,7 @@ def table_stems(suite: Suite) -> list[str]:
 
 def table_names(suite: Suite) -> list[str]:
     names = [f"{stem}.{ext}" for stem in table_stems(suite) for ext in ("csv", "md", "tex")]
+    names += [f"{stats_stem(dataset_table_stem(d['name']))}.csv" for d in suite.datasets()]
     return names + ["runs.csv", "cases.csv"]
 
 

@@ -9,6 +9,13 @@ means and marked: ``[failed k]`` in the cell (``failed`` alone when no run of th
 and ``failed_runs`` in the CSV, and its reason in the footer. Every CSV row carries the provenance of its
 runs, aligned with ``run_dirs``: configuration hashes, seeds, code versions (commit, ``+dirty``) and devices
 of the trainings. Files are written atomically.
+
+Beside the paper's metrics every table carries NSD (surface Dice at the dataset protocol's tolerance), which
+checkpoint its cells come from (``checkpoint``: held-out best, last, or the test-best oracle, marked †), the
+compute of its runs (wall-clock hours per run and device-hours per cell, from ``log.csv``) and, for Tables
+I-III, paired statistics of every row against the suite's reference rows (:mod:`.stats`): the bootstrap 95 %
+CI of the mean per-case Dice difference in the table, p-values (Wilcoxon, Holm) in the CSVs
+(``<stem>_stats.csv`` has every comparison).
 """
 
 from __future__ import annotations
@@ -25,11 +32,24 @@ import pandas as pd
 
 from ..errors import SSLBenchError
 from ..io import write_csv, write_text
-from .artifacts import dataset_table_stem
+from . import stats
+from .artifacts import dataset_table_stem, stats_stem
 from .suites import ABLATION_LABELS, DATASET_TABLES, ROW_LABELS, Suite
 
 METRICS = ("dice", "jaccard", "asd", "hd95")
-METRIC_HEADERS = {"dice": "Dice (%) ↑", "jaccard": "Jaccard (%) ↑", "asd": "ASD (voxel) ↓", "hd95": "95HD (voxel) ↓"}
+#: The paper's metrics and NSD: the columns of every table.
+TABLE_METRICS = (*METRICS, "nsd")
+METRIC_HEADERS = {"dice": "Dice (%) ↑", "jaccard": "Jaccard (%) ↑", "asd": "ASD (voxel) ↓", "hd95": "95HD (voxel) ↓",
+                  "nsd": "NSD (%) ↑"}
+#: What each ``checkpoint_kind`` of a summary is, for the footers.
+CHECKPOINT_TEXT = {
+    "heldout_best": "held-out best (highest mean Dice on the held-out validation cases)",
+    "last": "last (final iteration)",
+    "test_best": "test-best oracle † (highest test-set Dice: optimistic, literature mode)",
+    "file": "a checkpoint file named at evaluation",
+}
+CHECKPOINT_FILES = {"checkpoint_best.pt": "heldout_best", "checkpoint_final.pt": "last",
+                    "checkpoint_test_best.pt": "test_best"}
 LOWER_IS_BETTER = {"asd", "hd95"}
 TAG_MARKS = {"L": "", "D": "d", "I": "i", "O": "o", "T": "t"}
 PAPER_CSV = Path(__file__).with_name("data") / "paper_values.csv"
@@ -43,7 +63,9 @@ PAPER_LEFED_MINUS_BCP = {
 BEST_ROWS_EXCLUDED = {"vnet_lower", "vnet_upper", "lefed_official"}
 CSV_COLUMNS = ["table", "protocol", "label_count", "row_key", "metric", "mean", "std", "n_runs", "n_empty", "paper",
                "paper_tag", "delta", "selection", "lcc", "empty_policy", "units", "run_dirs", "n_failed", "failed_runs",
-               "config_hashes", "seeds", "code", "devices"]
+               "config_hashes", "seeds", "code", "devices", "checkpoint", "wall_hours_per_run", "device_hours",
+               "nsd_tolerance_mm", "reference", "diff_mean", "diff_ci_low", "diff_ci_high", "p_value", "p_holm",
+               "significant"]
 
 
 class MissingResults(SSLBenchError):
@@ -73,6 +95,23 @@ def code_text(summary: dict[str, Any]) -> str:
     if not isinstance(code, dict) or not code.get("commit"):
         return "?"
     return str(code["commit"])[:12] + ("+dirty" if code.get("dirty") else "")
+
+
+def checkpoint_kind(summary: dict[str, Any]) -> str:
+    """``heldout_best``, ``last``, ``test_best`` or ``file``: the checkpoint a summary scored (``?`` unknown)."""
+    return summary.get("checkpoint_kind") or CHECKPOINT_FILES.get(str(summary.get("checkpoint")), "?")
+
+
+def run_compute(log: Path) -> tuple[float | None, int | None]:
+    """Training wall-clock seconds (the sum of ``log.csv``'s per-iteration ``seconds``, which include
+    validation and checkpoint writes) and optimiser steps of a run; ``None`` where the log lacks them."""
+    if not log.is_file() or not log.stat().st_size:
+        return None, None
+    df = pd.read_csv(log)
+    wall = float(df["seconds"].sum()) if "seconds" in df else None
+    step_cols = [c for c in df.columns if c.startswith("steps_")]
+    steps = int(df[step_cols].iloc[-1].sum()) if step_cols and len(df) else None
+    return wall, steps
 
 
 def device_text(summary: dict[str, Any]) -> str:
@@ -138,10 +177,30 @@ class Results:
             if s.get("status") == "failed":
                 cell.failed.append(run_dir)
                 continue
-            for metric in METRICS:
-                cell.values.setdefault(metric, []).append(float(s[f"{metric}_mean"]))
+            for metric in TABLE_METRICS:
+                if s.get(f"{metric}_mean") is not None:  # NSD is absent from older summaries
+                    cell.values.setdefault(metric, []).append(float(s[f"{metric}_mean"]))
             cell.n_empty += int(s.get("n_empty", 0))
         return cell
+
+    def per_case(self, run_dir: str, folder: str = "eval") -> pd.DataFrame | None:
+        """``<run>/<folder>/per_case.csv``, or ``None`` when it is missing."""
+        path = self.root / run_dir / folder / "per_case.csv"
+        return pd.read_csv(path) if path.is_file() and path.stat().st_size else None
+
+    def pooled(self, cell: Cell, metric: str = "dice") -> pd.Series:
+        """The cell's per-case ``metric`` pooled over its successful runs (case means); empty without data."""
+        frames = [self.per_case(r) for r in cell.run_dirs if r not in cell.failed]
+        if any(f is None or metric not in f for f in frames):
+            return pd.Series(dtype=float)
+        return stats.pooled_cases(frames, metric)
+
+    def compute(self, cell: Cell) -> tuple[float, float]:
+        """Mean training wall-clock hours per run and total device-hours (one device per run) of a cell."""
+        walls = [w for r in cell.run_dirs if (w := run_compute(self.root / r / "log.csv")[0]) is not None]
+        if not walls:
+            return math.nan, math.nan
+        return sum(walls) / len(walls) / 3600, sum(walls) / 3600
 
     def split_counts(self, run_dir: str) -> tuple[int, int] | None:
         path = self.root / run_dir / "split.json"
@@ -157,6 +216,24 @@ def _fmt(x: float) -> str:
 
 def _signed(x: float) -> str:
     return "" if math.isnan(x) else f"{x:+.2f}".replace("-", "−")
+
+
+def _rounded(x: float) -> float | str:
+    return "" if math.isnan(x) else round(x, 4)
+
+
+def _number(x: Any) -> float:
+    return math.nan if x in ("", None) else float(x)
+
+
+def _comparison_text(c: stats.Comparison | None, is_reference: bool) -> str:
+    """``+1.23 [0.40, 2.05]*`` (``*``: Holm-significant), ``ref`` for the reference row, blank without data."""
+    if is_reference:
+        return "ref"
+    if c is None or math.isnan(c.mean_diff):
+        return ""
+    ci = f" [{_signed(c.ci_low)}, {_signed(c.ci_high)}]" if not math.isnan(c.ci_low) else ""
+    return _signed(c.mean_diff) + ci + ("*" if c.significant else "")
 
 
 def _label_int(labels: str) -> int | None:
@@ -189,7 +266,8 @@ class TableBuilder:
     def record(self, table: str, protocol: str, labels: str, row: str, cell: Cell) -> dict[str, dict[str, Any]]:
         out = {}
         s0 = next((s for s in cell.summaries if s.get("status") != "failed"), {})
-        for metric in METRICS:
+        wall, device_hours = self.results.compute(cell)
+        for metric in TABLE_METRICS:
             paper, tag = self.paper_value(table, protocol, labels, row, metric)
             mean, std = cell.mean(metric), cell.std(metric)
             rec = {
@@ -204,6 +282,10 @@ class TableBuilder:
                 "seeds": ";".join(str(s.get("seed", "?")) for s in cell.summaries),
                 "code": ";".join(map(code_text, cell.summaries)),
                 "devices": ";".join(map(device_text, cell.summaries)),
+                "checkpoint": ";".join(sorted({checkpoint_kind(s) for s in cell.summaries if s.get("status") != "failed"})),
+                "wall_hours_per_run": "" if math.isnan(wall) else round(wall, 6),
+                "device_hours": "" if math.isnan(device_hours) else round(device_hours, 6),
+                "nsd_tolerance_mm": s0.get("nsd_tolerance_mm", "") if metric == "nsd" else "",
             }
             out[metric] = rec
             self.records.append(rec)
@@ -232,6 +314,8 @@ class TableBuilder:
                 delta = r"\textcolor{gray}{" + delta + "}"
             dsym = "$\\Delta$ " if latex else "Δ "
             text += f" ({paper}, {dsym}{delta}{flag})"
+        if "test_best" in str(rec.get("checkpoint", "")):
+            text += " †"
         if rec["n_empty"]:
             text += f" [empty {rec['n_empty']}]"
         if rec.get("n_failed"):
@@ -260,6 +344,18 @@ class TableBuilder:
             lines.append("Skipped datasets: " + "; ".join(self.suite.skipped.values()) + ".")
         return lines + (extra or [])
 
+    @staticmethod
+    def checkpoint_line(records: list[dict[str, Any]]) -> str:
+        """Which checkpoint the table's cells show, and where the other one is."""
+        kinds = sorted({k for rec in records for k in str(rec.get("checkpoint") or "").split(";") if k})
+        shown = "; ".join(CHECKPOINT_TEXT.get(k, k) for k in kinds) or "unknown"
+        tolerance = sorted({str(rec["nsd_tolerance_mm"]) for rec in records if rec.get("nsd_tolerance_mm") not in
+                            (None, "")})
+        return (f"Checkpoint shown: {shown}; the last checkpoint of every run is scored too (eval_final/, figure "
+                f"fig_last_vs_best_<dataset>). NSD: surface Dice at {', '.join(tolerance) or '?'} mm (the dataset "
+                "protocol's tolerance). Compute: training wall-clock hours per run and device-hours per cell "
+                "(runs.csv; one device per run).")
+
     # ----- rendering ------------------------------------------------------------------------------------------
     @staticmethod
     def markdown(title: str, header: list[str], rows: list[list[str]], footer: list[str]) -> str:
@@ -271,11 +367,11 @@ class TableBuilder:
     def latex(title: str, header: list[str], rows: list[list[str]], footer: list[str]) -> str:
         def esc(t: str) -> str:
             if "\\textbf" in t or "\\textcolor" in t or "$" in t:
-                return t.replace("±", r"$\pm$").replace("−", "-").replace("%", r"\%").replace("⚑", r"$\dagger$")
+                return t.replace("±", r"$\pm$").replace("−", "-").replace("%", r"\%").replace("⚑", r"$\dagger$").replace("†", r"$^\dagger$")
             return (t.replace("\\", r"\textbackslash{}").replace("&", r"\&").replace("%", r"\%")
                     .replace("_", r"\_").replace("±", r"$\pm$").replace("−", "-").replace("↑", r"$\uparrow$")
                     .replace("↓", r"$\downarrow$").replace("Δ", r"$\Delta$").replace("·", r"$\cdot$")
-                    .replace("⚑", r"$\dagger$").replace("λ", r"$\lambda$"))
+                    .replace("⚑", r"$\dagger$").replace("λ", r"$\lambda$").replace("†", r"$^\dagger$"))
         out = [r"\begin{table}[t]", r"\centering", f"\\caption{{{esc(title)}}}", r"\resizebox{\linewidth}{!}{%",
                r"\begin{tabular}{" + "l" * len(header) + "}", r"\toprule", " & ".join(map(esc, header)) + r" \\",
                r"\midrule"]
@@ -286,12 +382,53 @@ class TableBuilder:
     def write(self, out: Path, stem: str, title: str, header: list[str], md_rows: list[list[str]],
               tex_rows: list[list[str]], footer: list[str], records: list[dict[str, Any]]) -> None:
         failed = sorted({r for rec in records for r in str(rec.get("failed_runs") or "").split(";") if r})
-        footer = footer + [f"Failed run (left out of the means): {r}: "
+        footer = footer + [self.checkpoint_line(records)] + [f"Failed run (left out of the means): {r}: "
                            f"{self.results.summary(r).get('failure', {}).get('message', 'unknown reason')}."
                            for r in failed]
         write_csv(out / f"{stem}.csv", pd.DataFrame(records, columns=CSV_COLUMNS))
         write_text(out / f"{stem}.md", self.markdown(title, header, md_rows, footer))
         write_text(out / f"{stem}.tex", self.latex(title, header, tex_rows, footer))
+
+    # ----- paired statistics ------------------------------------------------------------------------------------
+    def statistics(self) -> dict[str, Any]:
+        """The suite's ``statistics`` block over :data:`.stats.DEFAULTS`."""
+        return {**stats.DEFAULTS, **(self.suite.spec.get("statistics") or {})}
+
+    def references(self) -> list[str]:
+        """The reference rows of the paired statistics that are rows of the suite's tables."""
+        return [r for r in self.statistics()["references"] if r in self.suite.spec["methods"]]
+
+    def comparisons(self, dataset: str, table_id: str, groups: list[str],
+                    recs: dict[tuple[str, str], dict[str, dict[str, Any]]], path: Path) -> dict[tuple, stats.Comparison]:
+        """Every row against every reference row per label group, written to ``path`` (no rows without a
+        reference row or per-case results); the first reference's
+        comparison is also put on the rows' Dice records. Returns ``{(group, reference, row): comparison}``."""
+        cfg, refs = self.statistics(), self.references()
+        out: dict[tuple, stats.Comparison] = {}
+        frames = []
+        for g in groups:
+            pooled = {}
+            for row in self.suite.spec["methods"]:
+                cell = self.results.cell(dataset, row, "all" if row == "vnet_upper" else g)
+                pooled[row] = self.results.pooled(cell, cfg["metric"])
+            for ref in refs:
+                found = stats.compare({k: v for k, v in pooled.items() if len(v) or k == ref}, ref, cfg["resamples"],
+                                      cfg["confidence"], cfg["alpha"], cfg["seed"]) if len(pooled[ref]) else []
+                out.update({(g, ref, c.row): c for c in found})
+                frames.append(stats.comparison_frame(found, table=table_id, protocol=dataset, label_count=g,
+                                                     metric=cfg["metric"], resamples=cfg["resamples"],
+                                                     confidence=cfg["confidence"], seed=cfg["seed"]))
+                if ref != refs[0]:
+                    continue
+                for c in found:
+                    rec = recs[(c.row, g)][cfg["metric"]] if cfg["metric"] in TABLE_METRICS else {}
+                    rec.update(reference=ref, diff_mean=_rounded(c.mean_diff), diff_ci_low=_rounded(c.ci_low),
+                               diff_ci_high=_rounded(c.ci_high), p_value=c.p_value, p_holm=c.p_holm,
+                               significant=c.significant)
+        filled = [f for f in frames if len(f)]
+        write_csv(path, pd.concat(filled, ignore_index=True) if filled else stats.comparison_frame(
+            [], table=table_id, protocol=dataset, label_count="", metric="", resamples="", confidence="", seed=""))
+        return out
 
     # ----- Tables I-III ---------------------------------------------------------------------------------------
     def dataset_table(self, dataset: dict[str, Any], out: Path) -> None:
@@ -308,14 +445,18 @@ class TableBuilder:
                 cell = self.results.cell(name, row, labels)
                 recs[(row, g)] = self.record(table_id, name, g, row, cell)
                 split[(row, g)] = self.results.split_counts(cell.run_dirs[0])
+        comparisons = self.comparisons(name, table_id, groups, recs, out / f"{stats_stem(stem)}.csv")
         best: dict[tuple[str, str], str] = {}
         for g in groups:
-            for metric in METRICS:
+            for metric in TABLE_METRICS:
                 cands = [(float(recs[(r, g)][metric]["mean"]), r) for r in self.suite.spec["methods"]
                          if r not in BEST_ROWS_EXCLUDED and not math.isnan(float(recs[(r, g)][metric]["mean"]))]
                 if cands:
                     best[(g, metric)] = (min if metric in LOWER_IS_BETTER else max)(cands)[1]
-        header = ["Method", "Scans used (L / U)"] + [f"{g} labels: {METRIC_HEADERS[m]}" for g in groups for m in METRICS]
+        refs = sorted({c.reference for c in comparisons.values()}, key=self.references().index)
+        header = ["Method", "Scans used (L / U)"] + [
+            h for g in groups for h in [f"{g} labels: {METRIC_HEADERS[m]}" for m in TABLE_METRICS]
+            + [f"{g} labels: Δ Dice vs {ROW_LABELS.get(r, r)} [95 % CI]" for r in refs] + [f"{g} labels: device-h / run"]]
         md_rows, tex_rows = [], []
         for row in self.suite.spec["methods"]:
             scans = " · ".join(f"{c[0]} / {c[1]}" for g in groups if (c := split[(row, g)]))
@@ -323,18 +464,22 @@ class TableBuilder:
                 scans = " / ".join(map(str, split[(row, groups[0])] or ("?", "?")))
             label = ROW_LABELS.get(row, row)
             for latex, rows in ((False, md_rows), (True, tex_rows)):
-                rows.append([label, scans] + [self.cell_text(recs[(row, g)][m], best.get((g, m)) == row, latex)
-                                              for g in groups for m in METRICS])
+                rows.append([label, scans] + [
+                    text for g in groups for text in
+                    [self.cell_text(recs[(row, g)][m], best.get((g, m)) == row, latex) for m in TABLE_METRICS]
+                    + [_comparison_text(comparisons.get((g, r, row)), row == r) for r in refs]
+                    + [_fmt(_number(recs[(row, g)]["dice"]["wall_hours_per_run"]))]])
         if "lefed" in self.suite.spec["methods"] and "bcp" in self.suite.spec["methods"]:
             cells = []
             for g in groups:
                 quoted = PAPER_LEFED_MINUS_BCP.get((name, _label_int(g) or -1), {})
-                for m in METRICS:
+                for m in TABLE_METRICS:
                     d = float(recs[("lefed", g)][m]["mean"]) - float(recs[("bcp", g)][m]["mean"])
                     cells.append(_signed(d) + (f" (paper {_signed(quoted[m])})" if m in quoted else ""))
                     self.records.append({"table": table_id, "protocol": name, "label_count": g,
                                          "row_key": "lefed_minus_bcp", "metric": m, "mean": round(d, 4),
                                          "paper": quoted.get(m, ""), "run_dirs": ""})
+                cells += [""] * (len(refs) + 1)
             md_rows.append(["LeFeD − BCP", ""] + cells)
             tex_rows.append(["LeFeD − BCP", ""] + cells)
         pct = ", ".join(groups)
@@ -348,6 +493,13 @@ class TableBuilder:
                          "CoraNet-protocol result); all our rows use pancreas_mcnet.")
         if name not in DATASET_TABLES:
             extra.append(f"Dataset {name!r} has no published values (no paper column).")
+        if refs:
+            cfg = self.statistics()
+            extra.append(f"Δ Dice vs a reference row: mean per-case difference (row − reference; per-case Dice pooled "
+                         f"over seeds by case mean) with its percentile bootstrap {cfg['confidence']:.0%} CI "
+                         f"({cfg['resamples']} resamples, seed {cfg['seed']}); * Holm-adjusted two-sided Wilcoxon "
+                         f"signed-rank p < {cfg['alpha']} across the rows; p-values in {stats_stem(stem)}.csv and "
+                         f"the table CSV.")
         footer = self.footer([name], pct + " labeled (vnet_upper: all)", extra)
         self.write(out, stem, title, header, md_rows, tex_rows, footer, self.records[start:])
 
@@ -372,7 +524,7 @@ class TableBuilder:
         if self.suite.demo:
             title = "[demo] " + title
         start = len(self.records)
-        header = ["Setting", "Row"] + [METRIC_HEADERS[m] for m in METRICS]
+        header = ["Setting", "Row"] + [METRIC_HEADERS[m] for m in TABLE_METRICS]
         md_rows, tex_rows, settings = [], [], []
         for s in spec["settings"]:
             if s["dataset"] not in present:
@@ -384,7 +536,7 @@ class TableBuilder:
                 rec = self.record(table, s["dataset"], labels, key, cell)
                 for latex, out_rows in ((False, md_rows), (True, tex_rows)):
                     out_rows.append([f"{s['dataset']} ({labels} L)", label]
-                                    + [self.cell_text(rec[m], False, latex) for m in METRICS])
+                                    + [self.cell_text(rec[m], False, latex) for m in TABLE_METRICS])
         title += " (" + "; ".join(settings) + ")"
         extra = []
         if block == "lambda_sweep":
@@ -402,13 +554,9 @@ class TableBuilder:
         rows, cases = [], []
         for run in self.suite.runs:
             s = self.results.summary(run.path)
-            log = self.results.root / run.path / "log.csv"
-            wall, steps = "", ""
-            if log.is_file() and log.stat().st_size:
-                df = pd.read_csv(log)
-                wall = round(float(df["seconds"].sum()), 2) if "seconds" in df else ""
-                step_cols = [c for c in df.columns if c.startswith("steps_")]
-                steps = int(df[step_cols].iloc[-1].sum()) if step_cols and len(df) else ""
+            wall, steps = run_compute(self.results.root / run.path / "log.csv")
+            last = self.results.root / run.path / "eval_final" / "summary.json"
+            last_dice = json.loads(last.read_text()).get("dice_mean") if last.is_file() else None
             prov = s.get("provenance", {})
             rows.append({
                 "run_dir": run.path, "status": s.get("status", "completed"),
@@ -416,10 +564,12 @@ class TableBuilder:
                 "config_hash": s.get("config_hash"), "dataset": run.dataset, "row": run.key,
                 "method": run.method, "options": json.dumps(s.get("options", {}), sort_keys=True),
                 "labels": run.labels, "seed": run.seed, "selection": s.get("selection"),
-                "checkpoint": s.get("checkpoint"),
+                "checkpoint": s.get("checkpoint"), "checkpoint_kind": checkpoint_kind(s),
                 "checkpoint_iteration": (s.get("checkpoint_position") or {}).get("iteration"),
-                **{m: s.get(f"{m}_mean") for m in METRICS}, "n_empty": s.get("n_empty"), "wall_seconds": wall,
-                "optimiser_steps": steps, "device": json.dumps(prov.get("device")),
+                **{m: s.get(f"{m}_mean") for m in TABLE_METRICS}, "dice_last": last_dice, "n_empty": s.get("n_empty"),
+                "wall_seconds": "" if wall is None else round(wall, 2),
+                "device_hours": "" if wall is None else round(wall / 3600, 6),
+                "optimiser_steps": "" if steps is None else steps, "device": json.dumps(prov.get("device")),
                 "code": json.dumps(prov.get("code")), "train_code": code_text(s), "train_device": device_text(s),
                 "uses": json.dumps(run.uses),
             })
@@ -427,7 +577,7 @@ class TableBuilder:
             if per_case.is_file():
                 df = pd.read_csv(per_case)
                 for _, r in df.iterrows():
-                    for m in METRICS:
+                    for m in (m for m in TABLE_METRICS if m in df):
                         cases.append({"run_dir": run.path, "case": r["case"], "metric": m, "value": r[m]})
         write_csv(out / "runs.csv", pd.DataFrame(rows))
         write_csv(out / "cases.csv", pd.DataFrame(cases, columns=["run_dir", "case", "metric", "value"]))

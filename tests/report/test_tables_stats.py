@@ -1,0 +1,93 @@
+"""Table I-III extras from made-up stored results: paired statistics, NSD, checkpoint kind and compute."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from scipy import stats as sp
+
+from benchmarks.report.stats import holm
+from benchmarks.report.suites import load_suite
+from benchmarks.report.tables import build_tables
+
+CASES = ["a", "b", "c", "d", "e", "f"]
+#: Per-case Dice per row and seed; LeFeD is 3 points above BCP on every case, V-Net far below.
+DICE = {
+    "vnet_lower": {1337: [50, 55, 40, 60, 45, 52], 1338: [52, 53, 42, 58, 47, 50]},
+    "bcp": {1337: [80, 82, 75, 90, 70, 85], 1338: [82, 80, 77, 88, 72, 83]},
+    "lefed": {1337: [83, 85, 78, 93, 73, 88], 1338: [85, 83, 80, 91, 75, 86]},
+}
+
+
+def _fake_suite(tmp_path: Path, kind: str) -> tuple[Path, object]:
+    data = tmp_path / "data" / "LA"
+    data.mkdir(parents=True)
+    (data / "test.list").write_text("x\n")
+    spec = {"name": "fake", "datasets": [{"name": "la", "data_root": str(data), "labels": [8]}],
+            "methods": list(DICE), "seeds": [1337, 1338],
+            "statistics": {"references": ["lefed", "bcp"], "resamples": 2000, "seed": 3}}
+    (tmp_path / "fake.yaml").write_text(yaml.safe_dump(spec))
+    suite = load_suite(tmp_path / "fake.yaml")
+    for run in suite.runs:
+        dice = DICE[run.key][run.seed]
+        ev = tmp_path / run.path / "eval"
+        ev.mkdir(parents=True)
+        pd.DataFrame({"case": CASES, "dice": dice, "jaccard": dice, "asd": 1.0, "hd95": 2.0, "nsd": dice,
+                      "empty_pred": 0}).to_csv(ev / "per_case.csv", index=False)
+        ev.joinpath("summary.json").write_text(json.dumps({
+            "dice_mean": float(np.mean(dice)), "jaccard_mean": float(np.mean(dice)), "asd_mean": 1.0,
+            "hd95_mean": 2.0, "nsd_mean": float(np.mean(dice)) - 1, "n_empty": 0, "selection": "heldout",
+            "checkpoint_kind": kind, "nsd_tolerance_mm": 2.0, "lcc": False, "empty_policy": "penalty",
+            "units": {"dice": "%", "jaccard": "%", "asd": "voxel", "hd95": "voxel", "nsd": "%"}}))
+        pd.DataFrame({"stage": "main", "iteration": [0, 1], "seconds": [1800.0, 1800.0 * run.seed / 1337]}).to_csv(
+            tmp_path / run.path / "log.csv", index=False)
+    build_tables(suite, tmp_path / "tables", tmp_path)
+    return tmp_path / "tables", suite
+
+
+def _pooled(row: str) -> np.ndarray:
+    return np.mean([DICE[row][1337], DICE[row][1338]], axis=0)
+
+
+def test_paired_statistics_nsd_checkpoint_and_compute(tmp_path: Path) -> None:
+    tables, _ = _fake_suite(tmp_path, "heldout_best")
+    table = pd.read_csv(tables / "table_III_la.csv")
+    assert set(table.metric) >= {"dice", "jaccard", "asd", "hd95", "nsd"}
+    nsd = table[(table.row_key == "lefed") & (table.metric == "nsd")].iloc[0]
+    assert nsd["mean"] == pytest.approx(np.mean(_pooled("lefed")) - 1) and nsd.nsd_tolerance_mm == 2.0
+    dice = table[table.metric == "dice"].set_index("row_key")
+    assert (dice.loc[["vnet_lower", "bcp"], "reference"] == "lefed").all()
+    raw = [sp.wilcoxon(_pooled(r) - _pooled("lefed")).pvalue for r in ("vnet_lower", "bcp")]
+    assert dice.loc[["vnet_lower", "bcp"], "p_value"].tolist() == pytest.approx(raw)
+    assert dice.loc[["vnet_lower", "bcp"], "p_holm"].tolist() == pytest.approx(holm(raw))
+    assert dice.loc["bcp", "diff_mean"] == pytest.approx(-3.0)
+    assert dice.loc["bcp", "diff_ci_low"] == dice.loc["bcp", "diff_ci_high"] == pytest.approx(-3.0)  # constant
+    assert (table[table.run_dirs.notna()].checkpoint == "heldout_best").all()  # cells, not derived rows
+    # compute: 1800 s + 1800 s x seed/1337 per run; two runs per cell
+    hours = [(1800 + 1800 * seed / 1337) / 3600 for seed in (1337, 1338)]
+    assert dice.loc["lefed", "device_hours"] == pytest.approx(sum(hours), abs=1e-5)
+    assert dice.loc["lefed", "wall_hours_per_run"] == pytest.approx(np.mean(hours), abs=1e-5)
+    both = pd.read_csv(tables / "table_III_la_stats.csv")
+    assert set(zip(both.reference, both.row)) == {("lefed", "vnet_lower"), ("lefed", "bcp"), ("bcp", "vnet_lower"),
+                                                   ("bcp", "lefed")}
+    assert (both.resamples == 2000).all() and (both.seed == 3).all()
+    md = (tables / "table_III_la.md").read_text()
+    assert "Δ Dice vs LeFeD [95 % CI]" in md and "Δ Dice vs BCP [95 % CI]" in md and "NSD (%)" in md
+    assert "| ref |" in md and "−3.00 [−3.00, −3.00]" in md and "+3.00 [+3.00, +3.00]" in md
+    assert "Checkpoint shown: held-out best" in md and "NSD: surface Dice at 2.0 mm" in md and "†" not in md
+    runs = pd.read_csv(tables / "runs.csv")
+    assert {"checkpoint_kind", "device_hours", "nsd", "dice_last"} <= set(runs.columns)
+    assert (tables / "table_III_la.tex").read_text().count("Holm") == 1
+
+
+def test_test_best_cells_are_marked(tmp_path: Path) -> None:
+    tables, _ = _fake_suite(tmp_path, "test_best")
+    md = (tables / "table_III_la.md").read_text()
+    assert "Checkpoint shown: test-best oracle †" in md and md.count("†") > len(DICE)
+    table = pd.read_csv(tables / "table_III_la.csv")
+    assert (table[table.run_dirs.notna()].checkpoint == "test_best").all()
