@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .stats import references
 from .suites import DATASET_TABLES, Suite
 
 
@@ -47,6 +48,9 @@ def figure_stems(suite: Suite) -> list[str]:
         stems.append("fig3_qualitative")
     if suite.feature_run():
         stems.append("fig6_features")
+    stems += [f"fig_last_vs_best_{d['name']}" for d in suite.datasets()]
+    if references(suite.spec):
+        stems += [f"fig_paired_{d['name']}" for d in suite.datasets()]
     return stems
 
 

@@ -27,6 +27,17 @@ DEFAULTS = {"references": ["lefed", "bcp"], "metric": "dice", "resamples": 2000,
             "seed": 0}
 
 
+def settings(spec: Mapping[str, object]) -> dict[str, object]:
+    """A suite's ``statistics`` block over :data:`DEFAULTS`."""
+    return {**DEFAULTS, **(spec.get("statistics") or {})}  # type: ignore[dict-item]
+
+
+def references(spec: Mapping[str, object]) -> list[str]:
+    """The suite's reference rows that are rows of its tables (``methods``), in the configured order."""
+    rows = spec.get("methods") or []
+    return [r for r in settings(spec)["references"] if r in rows]  # type: ignore[union-attr]
+
+
 @dataclass(frozen=True)
 class Comparison:
     """One row against the reference: ``n_cases`` paired cases, mean difference and its CI, raw and Holm p."""

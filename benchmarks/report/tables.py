@@ -195,6 +195,18 @@ class Results:
             return pd.Series(dtype=float)
         return stats.pooled_cases(frames, metric)
 
+    def compare(self, dataset: str, labels: str, reference: str, cfg: dict[str, Any]) -> list[stats.Comparison]:
+        """Every main-table row of ``dataset`` at ``labels`` with per-case results against ``reference``
+        (:func:`.stats.compare` with the suite's statistics settings ``cfg``); empty without the reference's."""
+        pooled = {}
+        for row in self.suite.spec["methods"]:
+            cell = self.cell(dataset, row, "all" if row == "vnet_upper" else labels)
+            pooled[row] = self.pooled(cell, cfg["metric"])
+        if not len(pooled[reference]):
+            return []
+        return stats.compare({k: v for k, v in pooled.items() if len(v) or k == reference}, reference,
+                             cfg["resamples"], cfg["confidence"], cfg["alpha"], cfg["seed"])
+
     def compute(self, cell: Cell) -> tuple[float, float]:
         """Mean training wall-clock hours per run and total device-hours (one device per run) of a cell."""
         walls = [w for r in cell.run_dirs if (w := run_compute(self.root / r / "log.csv")[0]) is not None]
@@ -391,12 +403,10 @@ class TableBuilder:
 
     # ----- paired statistics ------------------------------------------------------------------------------------
     def statistics(self) -> dict[str, Any]:
-        """The suite's ``statistics`` block over :data:`.stats.DEFAULTS`."""
-        return {**stats.DEFAULTS, **(self.suite.spec.get("statistics") or {})}
+        return stats.settings(self.suite.spec)
 
     def references(self) -> list[str]:
-        """The reference rows of the paired statistics that are rows of the suite's tables."""
-        return [r for r in self.statistics()["references"] if r in self.suite.spec["methods"]]
+        return stats.references(self.suite.spec)
 
     def comparisons(self, dataset: str, table_id: str, groups: list[str],
                     recs: dict[tuple[str, str], dict[str, dict[str, Any]]], path: Path) -> dict[tuple, stats.Comparison]:
@@ -407,13 +417,8 @@ class TableBuilder:
         out: dict[tuple, stats.Comparison] = {}
         frames = []
         for g in groups:
-            pooled = {}
-            for row in self.suite.spec["methods"]:
-                cell = self.results.cell(dataset, row, "all" if row == "vnet_upper" else g)
-                pooled[row] = self.results.pooled(cell, cfg["metric"])
             for ref in refs:
-                found = stats.compare({k: v for k, v in pooled.items() if len(v) or k == ref}, ref, cfg["resamples"],
-                                      cfg["confidence"], cfg["alpha"], cfg["seed"]) if len(pooled[ref]) else []
+                found = self.results.compare(dataset, g, ref, cfg)
                 out.update({(g, ref, c.row): c for c in found})
                 frames.append(stats.comparison_frame(found, table=table_id, protocol=dataset, label_count=g,
                                                      metric=cfg["metric"], resamples=cfg["resamples"],

@@ -11,6 +11,7 @@ import pytest
 import yaml
 from scipy import stats as sp
 
+from benchmarks.report.figures import fig_last_vs_best, fig_paired
 from benchmarks.report.stats import holm
 from benchmarks.report.suites import load_suite
 from benchmarks.report.tables import build_tables
@@ -44,6 +45,10 @@ def _fake_suite(tmp_path: Path, kind: str) -> tuple[Path, object]:
             "hd95_mean": 2.0, "nsd_mean": float(np.mean(dice)) - 1, "n_empty": 0, "selection": "heldout",
             "checkpoint_kind": kind, "nsd_tolerance_mm": 2.0, "lcc": False, "empty_policy": "penalty",
             "units": {"dice": "%", "jaccard": "%", "asd": "voxel", "hd95": "voxel", "nsd": "%"}}))
+        last = tmp_path / run.path / "eval_final"
+        last.mkdir()
+        last.joinpath("summary.json").write_text(json.dumps({"dice_mean": float(np.mean(dice)) - 1, "seed": run.seed,
+                                                             "checkpoint_kind": "last"}))
         pd.DataFrame({"stage": "main", "iteration": [0, 1], "seconds": [1800.0, 1800.0 * run.seed / 1337]}).to_csv(
             tmp_path / run.path / "log.csv", index=False)
     build_tables(suite, tmp_path / "tables", tmp_path)
@@ -91,3 +96,22 @@ def test_test_best_cells_are_marked(tmp_path: Path) -> None:
     assert "Checkpoint shown: test-best oracle †" in md and md.count("†") > len(DICE)
     table = pd.read_csv(tables / "table_III_la.csv")
     assert (table[table.run_dirs.notna()].checkpoint == "test_best").all()
+
+
+def test_last_vs_best_and_paired_figures(tmp_path: Path) -> None:
+    from benchmarks.report.tables import Results
+
+    _, suite = _fake_suite(tmp_path, "heldout_best")
+    results, out, dataset = Results(suite, tmp_path), tmp_path / "figures", suite.datasets()[0]
+    fig_last_vs_best(suite, out, results, dataset)
+    fig_paired(suite, out, results, dataset)
+    for stem in ("fig_last_vs_best_la", "fig_paired_la"):
+        assert (out / f"{stem}.png").stat().st_size > 1000 and (out / f"{stem}.pdf").is_file()
+    gap = pd.read_csv(out / "fig_last_vs_best_la.csv")
+    assert len(gap) == 2 * len(suite.runs) and set(gap.checkpoint) == {"heldout_best", "last"}
+    shown, last = (gap[gap.shown == flag].set_index("run_dir").dice for flag in (True, False))
+    assert (shown - last).round(6).eq(1.0).all()
+    paired = pd.read_csv(out / "fig_paired_la.csv")
+    bcp = paired[(paired.reference == "lefed") & (paired.row == "bcp")]
+    assert len(bcp) == len(CASES) and (bcp.difference == -3.0).all() and (bcp.mean_difference == -3.0).all()
+    assert set(paired.reference) == {"lefed", "bcp"} and not paired.significant.any()  # six cases: p >= 1/32
