@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..errors import ConfigError
+
 #: Default comparison settings (the suite YAML's ``statistics`` block overrides them).
 DEFAULTS = {"references": ["lefed", "bcp"], "metric": "dice", "resamples": 2000, "confidence": 0.95, "alpha": 0.05,
             "seed": 0}
@@ -33,8 +35,16 @@ def settings(spec: Mapping[str, object]) -> dict[str, object]:
 
 
 def references(spec: Mapping[str, object]) -> list[str]:
-    """The suite's reference rows that are rows of its tables (``methods``), in the configured order."""
-    rows = spec.get("methods") or []
+    """The suite's reference rows that are rows of its tables (``methods``), in the configured order.
+
+    A default reference that is not a row is skipped; one the suite names itself must be a row (:class:`ConfigError`).
+    """
+    rows = list(spec.get("methods") or [])  # type: ignore[call-overload]
+    named = (spec.get("statistics") or {}).get("references")  # type: ignore[union-attr]
+    missing = [r for r in named or [] if r not in rows]
+    if missing:
+        raise ConfigError(f"suite {spec.get('name', '?')!r}: statistics.references: {', '.join(missing)} "
+                          f"not among the rows (methods: {', '.join(rows)})")
     return [r for r in settings(spec)["references"] if r in rows]  # type: ignore[union-attr]
 
 

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from scipy import stats as sp
 
-from benchmarks.report.stats import compare, holm, paired, pooled_cases
+from benchmarks.errors import ConfigError
+from benchmarks.report.stats import compare, holm, paired, pooled_cases, references
 
 CASES = [f"c{i}" for i in range(8)]
 #: Two seeds of three rows on eight cases (Dice %).
@@ -79,3 +80,10 @@ def test_compare_rows_against_reference() -> None:
     assert all(c.significant == (c.p_holm < 0.05) for c in out)
     assert out[1].mean_diff == pytest.approx((475 - 632) / 8) and out[1].ci_high < 0
     assert compare(rows, "fussnet") == []
+
+
+def test_references_of_a_suite() -> None:
+    assert references({"methods": ["vnet_lower", "lefed"]}) == ["lefed"]  # default BCP is not a row: skipped
+    assert references({"methods": ["uamt", "bcp"], "statistics": {"references": ["bcp"]}}) == ["bcp"]
+    with pytest.raises(ConfigError, match="statistics.references: lefed"):
+        references({"name": "x", "methods": ["uamt"], "statistics": {"references": ["lefed"]}})
