@@ -11,7 +11,7 @@ from pathlib import Path
 
 import methods
 
-from .config import config_hash, load_config, parse_sets, run_dir_name
+from .config import available_datasets, config_hash, load_config, parse_sets, run_dir_name
 from .errors import SSLBenchError
 
 DEFAULT_RUNS = Path("results/runs")
@@ -54,8 +54,12 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_prepare(args: argparse.Namespace) -> int:
     from .prepare import prepare_dataset
 
-    summary = prepare_dataset(args.dataset, args.raw, args.out, args.set or [], None if args.progress else False)
+    summary = prepare_dataset(args.dataset, args.raw, args.out, args.set or [], None if args.progress else False,
+                              args.name)
     print(f"{args.dataset}: {len(summary.written)} case(s) written, {len(summary.kept)} up to date -> {summary.root}")
+    if summary.dataset_file:
+        print(f"dataset file {summary.dataset_file}: train with --dataset {summary.dataset_file}, or name it in a "
+              "suite's datasets")
     return 0
 
 
@@ -203,6 +207,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--raw", required=True, help="folder of the downloaded raw data")
     p.add_argument("--out", required=True, help="dataset root to write (cases, lists, manifest.json)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="recipe option, e.g. margins=random")
+    p.add_argument("--name", help="nnunet: the dataset's name in its dataset.yaml (default: the --out folder's name)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.set_defaults(func=cmd_prepare)
 
@@ -226,7 +231,8 @@ def _parser() -> argparse.ArgumentParser:
 
     def run_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--method", help="registered method name (default: vnet)")
-        p.add_argument("--dataset", help="dataset protocol: synthetic, la, pancreas_mcnet, pancreas_coranet, lung")
+        p.add_argument("--dataset", help=f"a built-in dataset ({', '.join(available_datasets())}) or the path of a "
+                                          "dataset YAML (e.g. written by `sslbench prepare nnunet`)")
         p.add_argument("--labels", help="labeled cases: a count (8), a percentage (10%%) or all")
         p.add_argument("--seed", type=int, help="run seed (default: 1337)")
         p.add_argument("--data-root", dest="data_root", help="dataset root directory")
@@ -288,7 +294,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_figures)
 
     p = sub.add_parser("bench", help="training/evaluation speed, reference vs fast mode (benchmarks/README.md)")
-    p.add_argument("--method", nargs="+", help="methods to time (default: lefed vnet)")
+    p.add_argument("--method", nargs="+", help="methods to time (default: benchmarks/config/bench.yaml)")
     p.add_argument("--dataset", help="dataset protocol (default: synthetic)")
     p.add_argument("--data-root", dest="data_root", help="dataset root directory")
     p.add_argument("--modes", nargs="+", choices=("reference", "fast"), help="default: reference fast")
@@ -301,7 +307,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", choices=("off", "default", "reduce-overhead", "max-autotune"),
                    help="torch.compile mode of the fast mode (default: off)")
     p.add_argument("--no-learn", action="store_true", help="skip the Dice check (fast vs reference over seeds)")
-    p.add_argument("--learn-method", help="method of the Dice check (default: lefed)")
+    p.add_argument("--learn-method", help="method of the Dice check (default: benchmarks/config/bench.yaml)")
     p.add_argument("--learn-seeds", type=int, nargs="+", help="seeds of the Dice check (default: 1337 1338 1339)")
     p.add_argument("--learn-iterations", type=int, help="training iterations of the Dice check (default: 300)")
     p.add_argument("--quick", action="store_true", help="tiny settings, seconds on a CPU (tests)")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,10 @@ import methods
 from methods.base import Method, Options
 
 from .config import RunConfig, load_config
+from .cpu_bf16 import bf16_kernel_context
 from .errors import ConfigError
+from .rundir import STATUS
+from .train.checkpoint import load_checkpoint
 
 
 def resolve_device(name: str) -> torch.device:
@@ -32,12 +36,16 @@ def resolve_device(name: str) -> torch.device:
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def autocast(amp: str, device: torch.device | str) -> AbstractContextManager[Any]:
+@contextmanager
+def autocast(amp: str, device: torch.device | str) -> Iterator[None]:
     """The precision context of ``amp`` (the run's key): autocast to bf16 / fp16 on ``device``, or nothing
-    under ``off``."""
+    under ``off``. bf16 on a CPU whose oneDNN convolutions fail their self-check also runs PyTorch's native
+    convolution kernels inside (:mod:`benchmarks.cpu_bf16`); backward passes taken inside are covered too."""
     if amp == "off":
-        return nullcontext()
-    return torch.autocast(torch.device(device).type, dtype=_AMP_DTYPES[amp])
+        yield
+        return
+    with bf16_kernel_context(amp, device), torch.autocast(torch.device(device).type, dtype=_AMP_DTYPES[amp]):
+        yield
 
 
 def build_method(config: RunConfig, options: Options) -> Method:
@@ -61,8 +69,6 @@ def run_config(run_dir: Path) -> tuple[RunConfig, Options]:
 def restore_method(config: RunConfig, options: Options, checkpoint: Path, device: torch.device) -> Method:
     """The run's method with the weights of ``checkpoint`` (validated against method and architecture),
     on ``device`` in eval mode."""
-    from .train.checkpoint import load_checkpoint
-
     state = load_checkpoint(checkpoint, config.method, architecture(config))
     method = build_method(config, options)
     method.load_state_dict(state["method_state"])
@@ -72,8 +78,6 @@ def restore_method(config: RunConfig, options: Options, checkpoint: Path, device
 def training_status(run_dir: Path) -> dict[str, Any]:
     """The training's ``status.json`` (``{"status": "completed" | "failed", ...}``); ``{}`` when absent (a run
     trained before it existed, or unfinished)."""
-    from .train.trainer import STATUS
-
     path = Path(run_dir) / STATUS
     try:
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}

@@ -64,14 +64,25 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import register
-from .base import Batch, Fraction, Method, NonNegative, OptimizerSpec, Options, Positive, Probability, StepContext
+from .base import (
+    Batch,
+    DatasetInfo,
+    Fraction,
+    Method,
+    NonNegative,
+    OptimizerSpec,
+    Options,
+    Positive,
+    Probability,
+    StepContext,
+)
 from .ema import make_teacher, update_ema
 from .helpers import add_clipped_noise, eval_mode, frozen
 from .losses import consistency_weight, cross_entropy, dice_loss
 from .nets.asenet_discriminators import ImageDiscriminator, PixelDiscriminator
 from .nets.dynamic import DynamicVNet, DyVariant
 from .nets.vnet import VNet
+from .registry import register
 
 
 @dataclass
@@ -131,6 +142,7 @@ def three_way_consistency(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
 class ASENet(Method):
     name = "asenet"
     paper = "Lei et al., Adversarial consistency learning and dynamic convolution network, IEEE TMI 2022"
+    label = "ASE-Net"
     Options = ASENetOptions
     presets: ClassVar[Mapping[str, Mapping[str, Mapping[str, Any]]]] = {"variant": VARIANTS}
     options: ASENetOptions
@@ -150,7 +162,7 @@ class ASENet(Method):
         self.d_pert = PixelDiscriminator(1, in_channels) if pixel else ImageDiscriminator(1, in_channels)
 
     @classmethod
-    def run_defaults(cls, options: Options) -> dict[str, Any]:
+    def run_defaults(cls, options: Options, dataset: DatasetInfo) -> dict[str, Any]:
         assert isinstance(options, ASENetOptions)
         per_stream = 1 if options.variant == "official" else 2
         return {"iterations": 6000, "labeled_bs": per_stream, "unlabeled_bs": per_stream,

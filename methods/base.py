@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Protocol
+from typing import Annotated, Any, ClassVar, Literal, Protocol
 
 import numpy as np
 import torch
@@ -73,8 +73,26 @@ class Stage:
 
 
 @dataclass(frozen=True)
+class DatasetInfo:
+    """What a method may know of the dataset it trains on, from the dataset's YAML
+    (``benchmarks/config/datasets/<name>.yaml``), as nnU-Net's trainer knows its dataset's plans.
+
+    ``family``: the protocol family whose official recipe applies: ``la`` (MRI left atrium), ``pancreas``
+    (CT pancreas, either protocol), ``lung`` (CT lung tumour) or ``other`` (synthetic data, new datasets);
+    ``spacing``: the layout's default voxel size in mm (X, Y, Z); ``patch``: the dataset's training patch
+    (X, Y, Z) in voxels.
+    """
+
+    name: str = "synthetic"
+    family: Literal["la", "pancreas", "lung", "other"] = "other"
+    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    patch: tuple[int, int, int] = (112, 112, 80)
+
+
+@dataclass(frozen=True)
 class RunInfo:
-    """What :meth:`Method.stages` may plan with: split sizes and the run's budget (``README.md`` of the specs).
+    """What :meth:`Method.stages` may plan with: split sizes, the run's budget (``README.md`` of the specs)
+    and the dataset.
 
     ``n_labeled`` / ``n_unlabeled``: training cases (held-out validation cases excluded); ``iterations``:
     the run's ``iterations``; ``budget``: ``official`` or ``uniform``.
@@ -84,6 +102,7 @@ class RunInfo:
     n_unlabeled: int
     iterations: int
     budget: str = "official"
+    dataset: DatasetInfo = DatasetInfo()
 
 
 @dataclass(frozen=True)
@@ -189,7 +208,7 @@ class Options:
 
 
 class Method(nn.Module):
-    """Base class of every method. Subclasses set ``name``, ``paper``, ``Options`` and implement
+    """Base class of every method. Subclasses set ``name``, ``paper``, ``label``, ``Options`` and implement
     :meth:`training_step` and :meth:`segmenter`.
 
     State kept across iterations (teachers, memories, pseudo-labels) must be in the ``state_dict``
@@ -198,6 +217,8 @@ class Method(nn.Module):
 
     name: ClassVar[str]
     paper: ClassVar[str]
+    #: Display name in tables and figures (e.g. ``UA-MT``), beside the citation ``paper``.
+    label: ClassVar[str]
     Options: ClassVar[type[Options]] = Options
     #: Named option bundles, e.g. ``{"variant": {"paper": {...}, "official": {...}}}``: setting the option
     #: ``variant`` applies its bundle first, explicit options win.
@@ -211,8 +232,14 @@ class Method(nn.Module):
         self.filters = filters
 
     @classmethod
-    def run_defaults(cls, options: Options) -> dict[str, Any]:
-        """Run-level settings of the official recipe (e.g. ``iterations``), below user settings."""
+    def auto_options(cls, dataset: DatasetInfo) -> dict[str, Any]:
+        """The values that options set to ``auto`` take on ``dataset`` (e.g. ``{"recipe": "pancreas"}``),
+        resolved before preset bundles apply and recorded in the run's ``config.yaml``."""
+        return {}
+
+    @classmethod
+    def run_defaults(cls, options: Options, dataset: DatasetInfo) -> dict[str, Any]:
+        """Run-level settings of the official recipe on ``dataset`` (e.g. ``iterations``), below user settings."""
         return {}
 
     def stages(self, run: RunInfo) -> tuple[Stage, ...]:

@@ -27,7 +27,9 @@ labeled batch (2 with ``batch: 4+4``; 1 with ``2+2``, ours, the LeFeD comparison
    EMA ``theta' <- 0.99 theta' + 0.01 theta`` on parameters, without warm-up. The official ramp weight and the
    dead ``--magnitude``, ``--u_alpha``, ``--loss_weight`` are left out.
 
-Recipes (``recipe``, since a method does not see the dataset; ``schedule`` for the pancreas path):
+Recipes (``recipe``; ``auto``, the default, is resolved from the dataset's protocol family
+(:class:`~methods.base.DatasetInfo`): ``la`` on LA, ``pancreas`` on both pancreas protocols and on lung, ``la``
+on other datasets; the resolved recipe is what ``config.yaml`` records; ``schedule`` for the pancreas path):
 
 - ``la``: SS-Net's V-Net (:class:`~methods.nets.ssnet.SSNetVNet`: BN, Dropout3d 0.5 / 0.5, the unused
   projection / selector heads kept for the contractual 9,457,318 parameters; the unused max-pool output is
@@ -61,13 +63,25 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from . import register
-from .base import Batch, Fraction, Method, NonNegative, Options, PositiveInt, Range, RunInfo, Stage, StepContext
+from .base import (
+    Batch,
+    DatasetInfo,
+    Fraction,
+    Method,
+    NonNegative,
+    Options,
+    PositiveInt,
+    Range,
+    RunInfo,
+    Stage,
+    StepContext,
+)
 from .ema import make_teacher, update_ema
 from .losses import cross_entropy
 from .nets.branched_vnet import BranchedVNet
 from .nets.ssnet import SSNetVNet
 from .region_losses import cross_entropy_map, region_mean, soft_dice_loss
+from .registry import register
 from .volume_ops import centre_crop, largest_components
 
 #: Labeled samples per pancreas epoch that fix the repetition ``r = ceil(60 / N_L)`` (12 x 5, 6 x 10).
@@ -76,12 +90,14 @@ LABELED_PER_EPOCH = 60
 CONNECTIVITY = {"la": 3, "pancreas": 2}
 #: ``paper`` and ``official`` coincide (the code defines the method).
 PRESETS = {"variant": {"paper": {}, "official": {}}}
+#: ``recipe: auto`` per protocol family (lung and other datasets: ours).
+AUTO_RECIPE = {"la": "la", "pancreas": "pancreas", "lung": "pancreas", "other": "la"}
 
 
 @dataclass
 class BCPOptions(Options):
     variant: Literal["paper", "official"] = "paper"
-    recipe: Literal["la", "pancreas"] = "la"
+    recipe: Literal["auto", "la", "pancreas"] = "auto"
     schedule: Literal["official", "la_style"] = "official"
     batch: Literal["4+4", "2+2"] = "4+4"
     pretrain_iterations: PositiveInt = 2000
@@ -130,12 +146,15 @@ def mix_loss(logits: Tensor, inside: Tensor, outside: Tensor, mask: Tensor, w_in
 class BCP(Method):
     name = "bcp"
     paper = "Bai et al., Bidirectional copy-paste for semi-supervised medical image segmentation, CVPR 2023"
+    label = "BCP"
     Options = BCPOptions
     presets = PRESETS
     options: BCPOptions
 
     def __init__(self, options: BCPOptions, in_channels: int = 1, num_classes: int = 2, filters: int = 16) -> None:
         super().__init__(options, in_channels, num_classes, filters)
+        if options.recipe == "auto":
+            raise ValueError("bcp: recipe 'auto' is resolved from the dataset when the run is configured")
         if options.recipe == "la":
             self.student: nn.Module = SSNetVNet(in_channels, num_classes, filters, dropout=0.5)
         else:
@@ -143,7 +162,11 @@ class BCP(Method):
         self.teacher = make_teacher(self.student)
 
     @classmethod
-    def run_defaults(cls, options: Options) -> dict[str, Any]:
+    def auto_options(cls, dataset: DatasetInfo) -> dict[str, Any]:
+        return {"recipe": AUTO_RECIPE[dataset.family]}
+
+    @classmethod
+    def run_defaults(cls, options: Options, dataset: DatasetInfo) -> dict[str, Any]:
         assert isinstance(options, BCPOptions)
         rows = 2 * options.pair
         if options.epoch_based:

@@ -26,10 +26,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from . import register
-from .base import Batch, Method, NonNegative, Options, Positive, StepContext
+from .base import Batch, DatasetInfo, Method, NonNegative, Options, Positive, StepContext
 from .losses import consistency_weight
 from .nets.dual_head import DualHeadVNet
+from .registry import register
 from .sdf import shape_losses
 
 
@@ -53,6 +53,7 @@ def sdf_to_mask(sdf: Tensor, k: float = 1500.0) -> Tensor:
 class DTC(Method):
     name = "dtc"
     paper = "Luo et al., Semi-supervised medical image segmentation through dual-task consistency, AAAI 2021"
+    label = "DTC"
     Options = DTCOptions
 
     def __init__(self, options: DTCOptions, in_channels: int = 1, num_classes: int = 2, filters: int = 16) -> None:
@@ -62,7 +63,7 @@ class DTC(Method):
         self.net = DualHeadVNet(in_channels, filters)
 
     @classmethod
-    def run_defaults(cls, options: Options) -> dict[str, Any]:
+    def run_defaults(cls, options: Options, dataset: DatasetInfo) -> dict[str, Any]:
         return {"iterations": 6000, "labeled_bs": 2, "unlabeled_bs": 2}
 
     def segmenter(self) -> nn.Module:

@@ -1,4 +1,4 @@
-"""Mean-teacher pieces shared by UA-MT, ASE-Net, FUSSNet and BCP."""
+"""Mean-teacher pieces shared by UA-MT, ASE-Net, FUSSNet, BCP and AD-MT."""
 
 from __future__ import annotations
 
@@ -28,3 +28,13 @@ def update_ema(teacher: nn.Module, student: nn.Module, decay: float, step: int |
     for t, s in zip(teacher.parameters(), student.parameters(), strict=True):
         t.mul_(alpha).add_(s.detach(), alpha=1.0 - alpha)
     return alpha
+
+
+@torch.no_grad()
+def average_buffers(teacher: nn.Module, student: nn.Module, alpha: float) -> None:
+    """``b' <- a b' + (1 - a) b`` for every floating-point buffer (BatchNorm running mean and variance), as
+    AD-MT averages buffers with the parameters' ``a``; integer counters (``num_batches_tracked``) keep the
+    teacher's own values."""
+    for t, s in zip(teacher.buffers(), student.buffers(), strict=True):
+        if t.is_floating_point():
+            t.mul_(alpha).add_(s, alpha=1.0 - alpha)

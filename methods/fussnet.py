@@ -32,8 +32,10 @@ Stages (epochs are converted to iterations from the split sizes, ``N_L`` / ``N_U
    - ``loss = sup + certain + uncertain``; Adam step; EMA ``alpha = min(1 - 1 / (g + 1), 0.99)``, ``g = t +
      ceil(5 N_L / b) * pretrain_epochs`` (the official step count).
 
-Recipe (``recipe`` preset, since a method does not see the dataset): ``la`` (``al_weight`` 0.8, stage 1 40
-epochs of 4, stage 2 301 epochs) or ``pancreas`` (0.1, 60 epochs of 2, 201 epochs; lung too, ours). Both:
+Recipe (``recipe`` preset): ``la`` (``al_weight`` 0.8, stage 1 40 epochs of 4, stage 2 301 epochs) or
+``pancreas`` (0.1, 60 epochs of 2, 201 epochs). ``auto``, the default, is resolved from the dataset's protocol
+family (:class:`~methods.base.DatasetInfo`): ``la`` on LA, ``pancreas`` on both pancreas protocols and on lung
+(ours), ``la`` on other datasets; the resolved recipe and its values are what ``config.yaml`` records. Both:
 Adam(1e-3, betas (0.5, 0.999)), constant lr, no weight decay, no augmentation (``rotflip: false``).
 
 Variants (``variant``; the official code cannot run end to end, see the spec):
@@ -72,9 +74,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import register
 from .base import (
     Batch,
+    DatasetInfo,
     Fraction,
     Method,
     NonNegative,
@@ -93,6 +95,7 @@ from .losses import consistency_weight
 from .nets.aleatoric import StochasticHead, antithetic_samples
 from .nets.branched_vnet import BranchedVNet
 from .region_losses import cross_entropy_map, focal_map, region_mean, soft_dice_loss, soft_iou_loss
+from .registry import register
 from .volume_ops import centre_crop
 
 #: Branch order of the official network: the loss each branch is trained with.
@@ -109,12 +112,14 @@ RECIPES: dict[str, dict[str, Any]] = {
     "pancreas": {"al_weight": 0.1, "pretrain_epochs": 60, "pretrain_batch_size": 2, "epochs": 201},
 }
 PRESETS = {"variant": VARIANTS, "recipe": RECIPES}
+#: ``recipe: auto`` per protocol family (lung and other datasets: ours).
+AUTO_RECIPE = {"la": "la", "pancreas": "pancreas", "lung": "pancreas", "other": "la"}
 
 
 @dataclass
 class FUSSNetOptions(Options):
     variant: Literal["paper", "official"] = "paper"
-    recipe: Literal["la", "pancreas"] = "la"
+    recipe: Literal["auto", "la", "pancreas"] = "auto"
     al_weight: NonNegative = 0.8
     rank: PositiveInt = 10
     mc_samples: Annotated[int, Range(2)] = 20
@@ -165,6 +170,7 @@ class FUSSNet(Method):
     name = "fussnet"
     paper = ("Xiang et al., FUSSNet: Fusing two sources of uncertainty for semi-supervised medical image "
              "segmentation, MICCAI 2022")
+    label = "FUSSNet"
     Options = FUSSNetOptions
     presets = PRESETS
     options: FUSSNetOptions
@@ -178,7 +184,11 @@ class FUSSNet(Method):
         self.pseudo: Tensor | None = None  # bool (N_U, 2, *crop): pseudo-label, certain
 
     @classmethod
-    def run_defaults(cls, options: Options) -> dict[str, Any]:
+    def auto_options(cls, dataset: DatasetInfo) -> dict[str, Any]:
+        return {"recipe": AUTO_RECIPE[dataset.family]}
+
+    @classmethod
+    def run_defaults(cls, options: Options, dataset: DatasetInfo) -> dict[str, Any]:
         assert isinstance(options, FUSSNetOptions)
         return {"iterations": 15000, "labeled_bs": options.batch_size, "unlabeled_bs": options.batch_size,
                 "rotflip": False, "optimizer": {"name": "adam", "lr": 1e-3, "weight_decay": 0.0},

@@ -56,11 +56,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import register
-from .base import Batch, Method, NonNegative, Options, PositiveInt, Probability, Range, StepContext
+from .base import Batch, DatasetInfo, Method, NonNegative, Options, PositiveInt, Probability, Range, StepContext
 from .losses import cross_entropy, dice_loss, softmax_mse
 from .nets.lefed import LeFeDNet
 from .nets.vnet import DecoderOutput
+from .registry import register
 
 Encoding = Literal["a_minus_b", "b_minus_a", "abs", "entropy"]
 Ablation = Literal["baseline", "IL", "IL+DL", "IL+DS", "DL+DS+S1", "DL+DS+S1+S2", "DL+DS+S1+S2+S3", "full"]
@@ -170,6 +170,7 @@ def deep_supervision_loss(side_logits: Sequence[Tensor], label: Tensor) -> Tenso
 class LeFeD(Method):
     name = "lefed"
     paper = "Zeng et al., Discrepancy Matters: Learning from Inconsistent Decoder Features, arXiv 2309.14819 (2023)"
+    label = "LeFeD"
     Options = LeFeDOptions
     presets: ClassVar[dict[str, dict[Any, dict[str, Any]]]] = {"variant": VARIANTS, "ablation": ABLATIONS}
     options: LeFeDOptions
@@ -179,7 +180,7 @@ class LeFeD(Method):
         self.net = LeFeDNet(in_channels, num_classes, filters, options.encoder_dropout, options.decoder_dropout)
 
     @classmethod
-    def run_defaults(cls, options: Options) -> dict[str, Any]:
+    def run_defaults(cls, options: Options, dataset: DatasetInfo) -> dict[str, Any]:
         assert isinstance(options, LeFeDOptions)
         defaults: dict[str, Any] = {"iterations": 15000, "labeled_bs": 2, "unlabeled_bs": 2}
         return defaults | ({"patch": [96, 96, 96]} if options.variant == "official" else {})

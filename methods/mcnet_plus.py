@@ -40,10 +40,10 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
-from . import register
-from .base import Batch, Method, NonNegative, Options, Positive, StepContext
+from .base import Batch, DatasetInfo, Method, NonNegative, Options, Positive, StepContext
 from .losses import consistency_weight, cross_entropy
 from .nets.mcnet import MultiDecoderVNet
+from .registry import register
 from .wu_losses import binary_dice_loss
 
 
@@ -78,6 +78,7 @@ def mutual_consistency(probs: Sequence[Tensor], temperature: float, detach_targe
 class MCNetPlus(Method):
     name = "mcnet_plus"
     paper = "Wu et al., Mutual consistency learning for semi-supervised medical image segmentation, MedIA 2022"
+    label = "MC-Net+"
     Options = MCNetPlusOptions
     presets: ClassVar[dict[str, dict[Any, dict[str, Any]]]] = {
         "variant": {"paper": {"detach_targets": False}, "official": {"detach_targets": False}}}
@@ -90,7 +91,7 @@ class MCNetPlus(Method):
         self.net = MultiDecoderVNet(in_channels, num_classes, filters, dropout=0.5 if options.dropout else 0.0)
 
     @classmethod
-    def run_defaults(cls, options: Options) -> dict[str, Any]:
+    def run_defaults(cls, options: Options, dataset: DatasetInfo) -> dict[str, Any]:
         return {"iterations": 15000, "labeled_bs": 2, "unlabeled_bs": 2, "schedule": {"name": "constant"}}
 
     def segmenter(self) -> nn.Module:

@@ -47,9 +47,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import register
 from .base import (
     Batch,
+    DatasetInfo,
     Method,
     NonNegative,
     OptimizerSpec,
@@ -65,6 +65,7 @@ from .helpers import eval_mode, frozen
 from .losses import consistency_weight
 from .nets.dual_head import DualHeadVNet
 from .nets.fc_discriminator import FCDiscriminator3D
+from .registry import register
 from .sdf import shape_losses
 
 
@@ -91,6 +92,7 @@ def adversarial_weight(n_labeled: int, n_unlabeled: int) -> float:
 class SASSNet(Method):
     name = "sassnet"
     paper = "Li et al., Shape-aware semi-supervised 3D semantic segmentation for medical images, MICCAI 2020"
+    label = "SASSNet"
     Options = SASSNetOptions
 
     def __init__(self, options: SASSNetOptions, in_channels: int = 1, num_classes: int = 2, filters: int = 16) -> None:
@@ -102,7 +104,7 @@ class SASSNet(Method):
         self.adv_weight = options.adv_weight
 
     @classmethod
-    def run_defaults(cls, options: Options) -> dict[str, Any]:
+    def run_defaults(cls, options: Options, dataset: DatasetInfo) -> dict[str, Any]:
         return {"iterations": 6000, "labeled_bs": 2, "unlabeled_bs": 2}
 
     def stages(self, run: RunInfo) -> tuple[Stage, ...]:

@@ -54,11 +54,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import register
-from .base import Batch, Method, NonNegative, Options, Positive, Range, StepContext
+from .base import Batch, DatasetInfo, Method, NonNegative, Options, Positive, Range, StepContext
 from .helpers import batch_statistics_only, eval_mode, full_precision
 from .losses import consistency_weight, cross_entropy
 from .nets.ssnet import FEATURE_DIM, SSNetVNet
+from .registry import register
 from .wu_losses import binary_dice_loss
 
 Rows = Callable[[Tensor], Tensor]
@@ -160,6 +160,7 @@ class SSNet(Method):
     name = "ssnet"
     paper = ("Wu et al., Exploring smoothness and class-separation for semi-supervised medical image segmentation, "
              "MICCAI 2022")
+    label = "SS-Net"
     Options = SSNetOptions
     presets: ClassVar[dict[str, dict[Any, dict[str, Any]]]] = {"variant": VARIANTS}
     options: SSNetOptions
@@ -173,7 +174,7 @@ class SSNet(Method):
         self.register_buffer("prototype_counts", torch.zeros(num_classes, dtype=torch.long))
 
     @classmethod
-    def run_defaults(cls, options: Options) -> dict[str, Any]:
+    def run_defaults(cls, options: Options, dataset: DatasetInfo) -> dict[str, Any]:
         return {"iterations": 15000, "labeled_bs": 2, "unlabeled_bs": 2}
 
     def segmenter(self) -> nn.Module:

@@ -40,12 +40,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import register
-from .base import Batch, Fraction, Method, NonNegative, NonNegativeInt, Options, Range, StepContext
+from .base import Batch, DatasetInfo, Fraction, Method, NonNegative, NonNegativeInt, Options, Range, StepContext
 from .ema import make_teacher, update_ema
 from .helpers import add_clipped_noise
 from .losses import consistency_weight, cross_entropy, dice_loss, sigmoid_rampup
 from .nets.vnet import VNet
+from .registry import register
 
 
 @dataclass
@@ -98,6 +98,7 @@ class UAMT(Method):
     name = "uamt"
     paper = ("Yu et al., Uncertainty-aware self-ensembling model for semi-supervised 3D left atrium segmentation, "
              "MICCAI 2019")
+    label = "UA-MT"
     Options = UAMTOptions
 
     def __init__(self, options: UAMTOptions, in_channels: int = 1, num_classes: int = 2, filters: int = 16) -> None:
@@ -106,7 +107,7 @@ class UAMT(Method):
         self.teacher = make_teacher(self.student)
 
     @classmethod
-    def run_defaults(cls, options: Options) -> dict[str, Any]:
+    def run_defaults(cls, options: Options, dataset: DatasetInfo) -> dict[str, Any]:
         return {"iterations": 6000, "labeled_bs": 2, "unlabeled_bs": 2}
 
     def segmenter(self) -> nn.Module:

@@ -13,11 +13,11 @@ from typing import Any
 
 from torch import nn
 
-from . import register
-from .base import Batch, Method, Options, StepContext
+from .base import Batch, DatasetInfo, Method, Options, StepContext
 from .losses import cross_entropy, dice_loss
 from .nets.blocks import Norm
 from .nets.vnet import VNet
+from .registry import register
 
 
 @dataclass
@@ -30,6 +30,7 @@ class VNetOptions(Options):
 class SupervisedVNet(Method):
     name = "vnet"
     paper = "Milletari et al., V-Net, 3DV 2016 (the UA-MT lineage's non-residual variant, MICCAI 2019)"
+    label = "V-Net"
     Options = VNetOptions
 
     def __init__(self, options: VNetOptions, in_channels: int = 1, num_classes: int = 2, filters: int = 16) -> None:
@@ -37,7 +38,7 @@ class SupervisedVNet(Method):
         self.net = VNet(in_channels, num_classes, filters, options.norm, dropout=options.dropout)
 
     @classmethod
-    def run_defaults(cls, options: Options) -> dict[str, Any]:
+    def run_defaults(cls, options: Options, dataset: DatasetInfo) -> dict[str, Any]:
         return {"iterations": 6000, "labeled_bs": 4, "unlabeled_bs": 0}
 
     def segmenter(self) -> nn.Module:

@@ -1,8 +1,15 @@
-"""Shared fixtures: the real LA dataset (skipped when absent) and a tiny synthetic dataset."""
+"""Shared fixtures: the real LA dataset (skipped when absent) and a tiny synthetic dataset.
+
+Methods that tests add to the registry live in ``method_*.py`` files beside the tests; they are imported
+before any test module is collected, so the contract test (``tests/methods/test_contract.py``) covers them
+like the built-in methods, with no test of their own.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +17,18 @@ import pytest
 from benchmarks.data.synthetic import generate_synthetic
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for path in sorted(Path(__file__).parent.rglob("method_*.py")):
+        name = f"sslbench_test_methods.{path.stem}"
+        if name in sys.modules:
+            continue
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
 
 
 def la_root() -> Path:

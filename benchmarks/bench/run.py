@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+import yaml
 
 from ..config import RunConfig, load_config, parse_sets
 from ..io import write_csv
@@ -46,6 +47,8 @@ FIGURES = ("train_it_per_s", "data_wait_s_per_it", "data_wait_fraction", "harnes
            "runs_per_80gb_card", "passes_per_it", "tflop_per_it", "achieved_tflop_s", "peak_fraction",
            "eval_s_per_volume", "dice_mean", "dice_std", "learns_same")
 
+#: The methods timed and the method of the Dice check by default (``benchmarks/config/bench.yaml``).
+DEFAULTS = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "bench.yaml").read_text())
 #: ``--quick``: tiny settings that run end to end in seconds on one CPU core (for tests).
 QUICK_SETS = ("filters=4", "patch=[32,32,16]", "eval.window=[32,32,16]", "eval.strides=[32,32,16]")
 
@@ -54,7 +57,7 @@ QUICK_SETS = ("filters=4", "patch=[32,32,16]", "eval.window=[32,32,16]", "eval.s
 class BenchSettings:
     """What ``sslbench bench`` runs; see ``benchmarks/README.md`` for the defaults' rationale."""
 
-    methods: Sequence[str] = ("lefed", "vnet")
+    methods: Sequence[str] = tuple(DEFAULTS["methods"])
     dataset: str = "synthetic"
     data_root: str | None = None
     modes: Sequence[str] = ("reference", "fast")
@@ -65,7 +68,7 @@ class BenchSettings:
     sets: Sequence[str] = ()
     compile: str = "off"
     learn: bool = True
-    learn_method: str = "lefed"
+    learn_method: str = DEFAULTS["learn_method"]
     learn_seeds: Sequence[int] = (1337, 1338, 1339)
     learn_iterations: int = 300
     learn_sets: Sequence[str] = ("filters=8",)

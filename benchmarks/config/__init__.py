@@ -7,27 +7,27 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 import methods
-from methods.base import Method, Options
+from methods.base import DatasetInfo, Method, Options
 
 from ..errors import ConfigError
+from ..rundir import run_subdir
 from .coerce import from_dict, to_dict
+from .dataset import available_datasets, load_dataset
 from .schema import CHANGED_DEFAULTS, OPERATIONAL_KEYS, SCHEMA_VERSION, UNIFORM_ITERATIONS, RunConfig
+from .yaml_files import parse_value, read_yaml
 
 __all__ = [
     "RunConfig",
     "available_datasets",
     "config_hash",
+    "dataset_info",
     "legacy_hash",
     "load_config",
     "migrate",
-    "nsd_tolerance",
     "parse_sets",
     "parse_value",
     "read_yaml",
@@ -37,30 +37,11 @@ __all__ = [
 ]
 
 _RUN_KEYS = {f.name for f in dataclasses.fields(RunConfig)}
-#: Keys of a dataset YAML that describe how the protocol is scored, not a run: kept out of the run configuration
-#: (and so out of every configuration hash).
-PROTOCOL_KEYS = frozenset({"nsd_tolerance_mm"})
 
 
-def available_datasets() -> list[str]:
-    folder = resources.files(__package__) / "datasets"
-    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
-
-
-def dataset_defaults(name: str) -> dict[str, Any]:
-    """The YAML defaults of a built-in dataset protocol."""
-    if name not in available_datasets():
-        raise ConfigError(f"unknown dataset {name!r}; available: {', '.join(available_datasets())}")
-    text = (resources.files(__package__) / "datasets" / f"{name}.yaml").read_text()
-    return yaml.safe_load(text) or {}
-
-
-def nsd_tolerance(name: str) -> float:
-    """The NSD tolerance in mm of a built-in dataset protocol (``nsd_tolerance_mm`` of its YAML)."""
-    value = dataset_defaults(name).get("nsd_tolerance_mm")
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
-        raise ConfigError(f"dataset {name!r}: invalid value {value!r} for 'nsd_tolerance_mm'; expected a number >= 0")
-    return float(value)
+def dataset_info(config: RunConfig) -> DatasetInfo:
+    """What the run's method knows of its dataset (``config.dataset``: a built-in name or a dataset YAML)."""
+    return load_dataset(config.dataset).info()
 
 
 def parse_sets(pairs: Sequence[str]) -> dict[str, Any]:
@@ -83,38 +64,15 @@ def parse_sets(pairs: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def parse_value(key: str, raw: str) -> Any:
-    """The YAML value of ``--set key=raw`` (``""`` for an empty one); a syntax error names the key and value."""
-    try:
-        return yaml.safe_load(raw) if raw else ""
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {key}: invalid value {raw!r} ({_yaml_problem(exc, lines=False)})") from None
-
-
-def read_yaml(path: Path, what: str = "") -> Any:
-    """Parse the YAML file ``path``; a syntax error names the file, line and column (``what``: e.g. "config file")."""
-    name = f"{what} {path}" if what else str(path)
-    try:
-        return yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{name}: not valid YAML ({_yaml_problem(exc, lines=True)})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{name} is unreadable ({exc})") from None
-
-
-def _yaml_problem(exc: yaml.YAMLError, lines: bool) -> str:
-    """PyYAML's complaint in one line: ``line 2, column 1: found character '\\t' that cannot start any token``."""
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    mark = getattr(exc, "problem_mark", None)
-    if mark is None:
-        return problem
-    return f"{f'line {mark.line + 1}, ' if lines else ''}column {mark.column + 1}: {problem}"
-
-
-def resolve_options(method_cls: type[Method], raw: Mapping[str, Any]) -> Options:
-    """Method options: preset bundles (e.g. ``variant``) first, then the explicitly given values."""
-    values: dict[str, Any] = {}
+def resolve_options(method_cls: type[Method], raw: Mapping[str, Any], dataset: DatasetInfo | None = None) -> Options:
+    """Method options: ``auto`` values resolved on ``dataset`` (:meth:`Method.auto_options`; default: an
+    ``other``-family dataset), preset bundles (e.g. ``variant``) next, then the explicitly given values."""
     defaults = method_cls.Options()
+    raw = dict(raw)
+    for key, value in method_cls.auto_options(dataset or DatasetInfo()).items():
+        if raw.get(key, getattr(defaults, key)) == "auto":
+            raw[key] = value
+    values: dict[str, Any] = {}
     for key, bundles in method_cls.presets.items():
         choice = raw.get(key, getattr(defaults, key))
         if choice not in bundles:
@@ -145,15 +103,15 @@ def load_config(
     user = _merge(user, dict(overrides or {}))
 
     merged = to_dict(RunConfig())
-    dataset = user.get("dataset", merged["dataset"])
-    merged = _merge(merged, {k: v for k, v in dataset_defaults(dataset).items() if k not in PROTOCOL_KEYS})
+    spec = load_dataset(user.get("dataset", merged["dataset"]))
+    merged = _merge(merged, spec.defaults())
     method_name = user.get("method", merged["method"])
     try:
         method_cls = methods.get_method(method_name)
     except methods.UnknownMethodError as exc:
         raise ConfigError(str(exc)) from None
-    options = resolve_options(method_cls, user.get("options", {}))
-    merged = _merge(merged, method_cls.run_defaults(options))
+    options = resolve_options(method_cls, user.get("options", {}), spec.info())
+    merged = _merge(merged, method_cls.run_defaults(options, spec.info()))
     merged = _merge(merged, user)
     if merged.get("budget") == "uniform" and "iterations" not in user:
         merged["iterations"] = UNIFORM_ITERATIONS
@@ -241,15 +199,15 @@ def _digest(data: Mapping[str, Any]) -> str:
 def run_dir_name(config: RunConfig) -> Path:
     """``<dataset>/<method>[-<preset>...]/labels<N>/seed<k>``, the default place of a run.
 
-    Every preset option of the method (``variant``, LeFeD's ``ablation``) that differs from its default
-    is appended to the method name, e.g. ``lefed-official`` or ``lefed-IL+DL``.
+    Every preset option of the method (e.g. ``variant``) that differs from its default on the run's dataset
+    is appended to the method name, e.g. ``<method>-official``.
     """
     cls = methods.get_method(config.method)
-    defaults = to_dict(cls.Options())
+    info = dataset_info(config)
+    defaults = to_dict(resolve_options(cls, {}, info))
     suffixes = [str(config.options.get(key)) for key in cls.presets if config.options.get(key) != defaults.get(key)]
     name = "-".join([config.method, *suffixes])
-    labels = config.labels.replace("%", "pct")
-    return Path(config.dataset) / name / f"labels{labels}" / f"seed{config.seed}"
+    return Path(run_subdir(info.name, name, config.labels.replace("%", "pct"), config.seed))
 
 
 def _validate(config: RunConfig) -> None:

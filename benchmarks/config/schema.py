@@ -1,8 +1,8 @@
 """The run configuration: typed, validated, every key documented.
 
-A run's settings are merged from (lowest first) the defaults below, the dataset's YAML
-(``datasets/<name>.yaml``), the method's official recipe (:meth:`Method.run_defaults`), a user YAML
-file and ``--set key=value`` overrides. Unknown keys and invalid values raise :class:`ConfigError`
+A run's settings are merged from (lowest first) the defaults below, the ``run`` section of the dataset's YAML
+(:mod:`benchmarks.config.dataset`), the method's official recipe on that dataset (:meth:`Method.run_defaults`),
+a user YAML file and ``--set key=value`` overrides. Unknown keys and invalid values raise :class:`ConfigError`
 naming the key; every numeric key declares its allowed values (:class:`~methods.base.Range`).
 """
 
@@ -67,6 +67,7 @@ class SpeedConfig:
 class RunConfig:
     """Everything that defines one training run and its evaluation."""
 
+    #: A built-in dataset (``benchmarks/config/datasets/<name>.yaml``) or the path of a dataset YAML.
     dataset: str = "synthetic"
     data_root: str = "data/synthetic"
     layout: str = "prepared"

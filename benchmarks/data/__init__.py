@@ -6,14 +6,13 @@ resumed run, or a DataLoader worker, reproduces an uninterrupted run exactly.
 """
 
 from benchmarks.data.cases import Case, CaseStore, load_case, write_case
-from benchmarks.data.layouts import LAYOUTS, Layout, get_layout, read_id_list, write_id_list
+from benchmarks.data.layouts import Layout, get_layout, read_id_list, write_id_list
 from benchmarks.data.sampler import TwoStreamSchedule
 from benchmarks.data.seeding import rng
 from benchmarks.data.splits import Split, label_count, make_split
 from benchmarks.data.transforms import center_crop, crop_padding, random_crop, random_rot_flip
 
 __all__ = [
-    "LAYOUTS",
     "Case",
     "CaseStore",
     "Layout",

@@ -1,8 +1,8 @@
 """On-disk dataset layouts: where each case's HDF5 file and the split lists live under a root.
 
-A list file holds one case ID per line; order is significant, surrounding whitespace and blank
-lines are ignored. A layout's training list may be the concatenation of several files
-(CoraNet: ``train_lab.txt`` then ``train_unlab.txt``).
+Layouts are declared by the dataset YAMLs (:mod:`benchmarks.config.dataset`). A list file holds one case ID per
+line; order is significant, surrounding whitespace and blank lines are ignored. A layout's training list may
+be the concatenation of several files (CoraNet: ``train_lab.txt`` then ``train_unlab.txt``).
 """
 
 from __future__ import annotations
@@ -115,46 +115,18 @@ class Layout:
         return " + ".join(str(Path(root) / name) for name in lists)
 
 
-LAYOUTS: dict[str, Layout] = {
-    layout.name: layout
-    for layout in (
-        Layout(
-            "la",
-            "2018LA_Seg_Training Set/{id}/mri_norm2.h5",
-            ("train.list",),
-            ("test.list",),
-            (0.625, 0.625, 0.625),
-        ),
-        # ycwu1997/MC-Net code/dataloaders/dataset.py (Pancreas) and code/test_3d.py.
-        Layout(
-            "pancreas_mcnet",
-            "Pancreas_h5/{id}_norm.h5",
-            ("train.list",),
-            ("test.list",),
-            (1.0, 1.0, 1.0),
-        ),
-        Layout(
-            "pancreas_coranet",
-            "data/{id}.h5",
-            ("train_lab.txt", "train_unlab.txt"),
-            ("test.txt",),
-            (1.0, 1.0, 1.0),
-        ),
-        Layout(
-            "prepared",
-            "cases/{id}.h5",
-            ("train.list",),
-            ("test.list",),
-            (1.0, 1.0, 1.0),
-            manifest="manifest.json",
-        ),
-    )
-}
+def builtin_layouts() -> dict[str, Layout]:
+    """Every layout declared by the built-in dataset YAMLs, by name."""
+    from benchmarks.config.dataset import layouts  # the dataset files hold the layouts; that module imports this one
+
+    return layouts()
 
 
 def get_layout(name: str) -> Layout:
-    """The registered layout called ``name``; ConfigError listing the known names otherwise."""
+    """The layout called ``name``, declared by the built-in dataset YAMLs; ConfigError listing the known
+    names otherwise."""
+    known = builtin_layouts()
     try:
-        return LAYOUTS[name]
+        return known[name]
     except (KeyError, TypeError):
-        raise ConfigError(f"unknown data layout {name!r}; known layouts: {', '.join(sorted(LAYOUTS))}") from None
+        raise ConfigError(f"unknown data layout {name!r}; known layouts: {', '.join(sorted(known))}") from None

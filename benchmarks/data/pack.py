@@ -34,7 +34,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from benchmarks.data.layouts import LAYOUTS, Layout, get_layout
+from benchmarks.data.layouts import Layout, builtin_layouts, get_layout
 from benchmarks.errors import ConfigError, DataError, SSLBenchError
 from benchmarks.io import TEMP_SUFFIX, atomic_path, write_atomic, write_json
 
@@ -124,8 +124,8 @@ def decode_array(record: dict[str, Any], payload: bytes) -> np.ndarray:
 def detect_layout(root: str | os.PathLike[str]) -> Layout:
     """The one registered layout whose list files and first training case exist under ``root``."""
     root = Path(root)
-    matches = []
-    for layout in LAYOUTS.values():
+    matches, known = [], builtin_layouts()
+    for layout in known.values():
         try:
             first = layout.train_ids(root)[0]
         except DataError:
@@ -135,8 +135,8 @@ def detect_layout(root: str | os.PathLike[str]) -> Layout:
     if len(matches) != 1:
         found = "none" if not matches else " and ".join(matches)
         raise ConfigError(f"{root}: cannot tell its dataset layout (matching: {found}); pass --layout, one of "
-                          f"{', '.join(sorted(LAYOUTS))}")
-    return LAYOUTS[matches[0]]
+                          f"{', '.join(sorted(known))}")
+    return known[matches[0]]
 
 
 def pack_dataset(

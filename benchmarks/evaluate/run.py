@@ -11,14 +11,15 @@ from typing import Any
 
 import pandas as pd
 
-from ..config import RunConfig, load_config, nsd_tolerance
+from ..config import RunConfig, load_config
+from ..config.dataset import load_dataset
 from ..config.record import RECORD, read_record
 from ..errors import CheckpointError, ConfigError
+from ..rundir import BEST, EVAL, FINAL, TEST_BEST
 from ..runtime import architecture, build_method, resolve_device, training_status
 from ..train.checkpoint import load_checkpoint
 from ..train.data import load_split, load_test_cases
 from ..train.provenance import provenance
-from ..train.trainer import BEST, FINAL, TEST_BEST
 from .cases import COLUMNS, evaluate_cases, write_evaluation
 from .inference import Inferer
 
@@ -56,7 +57,7 @@ def evaluate_run(
     recorded, run_hash = record.settings, record.hash
     config, options = load_config({**recorded, **overrides,
                                    "eval": {**recorded.get("eval", {}), **overrides.get("eval", {})}})
-    name = "eval" if checkpoint == "auto" else f"eval_{Path(checkpoint).stem}"
+    name = EVAL if checkpoint == "auto" else f"{EVAL}_{Path(checkpoint).stem}"
     out_dir = Path(out) if out else run_dir / name
     status = training_status(run_dir)
     if checkpoint in ("auto", "final") and status.get("status") == "failed":  # another one is still scored
@@ -72,7 +73,7 @@ def evaluate_run(
     method.to(device).eval()
     show = sys.stderr.isatty() if progress is None else progress
     cases = load_test_cases(config, load_split(config), show)
-    tolerance = nsd_tolerance(config.dataset)
+    tolerance = load_dataset(config.dataset).nsd_tolerance_mm
     per_case = evaluate_cases(method.predict, [(c.id, c.image, c.label, c.spacing) for c in cases],
                               Inferer.from_config(config, device), config.eval.empty_policy, show, tolerance)
     extra = {
@@ -91,7 +92,7 @@ def evaluate_run(
         "units": {"dice": "%", "jaccard": "%", "asd": "voxel", "hd95": "voxel", "asd_mm": "mm", "hd95_mm": "mm",
                   "nsd": "%"},
         "nsd_tolerance_mm": tolerance,
-        "provenance": provenance(device),
+        "provenance": provenance(device, config.amp),
         "training_provenance": _training_provenance(run_dir),
     }
     return write_evaluation(out_dir, per_case, extra)

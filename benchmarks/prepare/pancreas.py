@@ -140,7 +140,7 @@ class CoranetOptions:
 
 
 class PancreasCoranet(Recipe):
-    """CoraNet / FUSSNet / BCP protocol: DICOM geometry (in-plane spacing s on all axes unless
+    """CoraNet protocol (protocols.md section 4): DICOM geometry (in-plane spacing s on all axes unless
     ``true_z_spacing``), resample to 1 mm (image linear, label nearest), clip [-125, 275], min-max to [0, 1]
     over the whole volume, 3-D label box + 25 with a 96-voxel minimum (zero padding). Output ``data/dataNNNN.h5``
     with the ``spacing`` attribute set to the true physical voxel size ((1, 1, slice distance / s) mm with

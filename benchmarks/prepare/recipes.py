@@ -108,6 +108,11 @@ class Recipe(ABC):
         """Advice appended to the error for listed cases absent from the raw data."""
         return ""
 
+    def dataset_file(self, name: str, raw: Path, options: Any, lists: dict[str, list[str]]) -> dict[str, Any] | None:
+        """The dataset YAML (:mod:`benchmarks.config.dataset`) of data without a built-in dataset file, written
+        to ``<out>/dataset.yaml``; ``None`` for the built-in datasets."""
+        return None
+
 
 def require_listed(recipe: Recipe, found: dict[str, RawCase], lists: dict[str, list[str]], raw: Path,
                    options: Any) -> None:
@@ -380,3 +385,19 @@ class Nnunet(Recipe):
 
     def split_name(self, options: NnunetOptions) -> str:
         return f"nnunet_seed{options.seed}_test{options.test_fraction:g}"
+
+    def dataset_file(self, name: str, raw: Path, options: NnunetOptions, lists: dict[str, list[str]]) -> dict[str, Any]:
+        """Family ``other``; the ``prepared`` layout; ``labels`` 20 %, a tenth of the training cases (at least
+        one) held out for validation; patch and window ``minimum`` rounded down to a multiple of 16 (at least
+        16) on every axis, stride half of it."""
+        side = max(16, options.minimum // 16 * 16)
+        layout = {"name": self.layout, "case_pattern": "cases/{id}.h5", "train_lists": ["train.list"],
+                  "test_lists": ["test.list"], "spacing": list(options.spacing or (1.0, 1.0, 1.0)),
+                  "manifest": "manifest.json"}
+        return {
+            "name": name, "family": "other", "layout": layout,
+            "table": {"title": f"{name} dataset (nnU-Net raw data {raw.name})"},
+            "prepare": f"run `sslbench prepare nnunet --raw {raw.resolve()} --out <data_root> --name {name}`",
+            "run": {"labels": "20%", "validation": max(1, len(lists["train.list"]) // 10), "patch": [side] * 3,
+                    "rotflip": False, "eval": {"window": [side] * 3, "strides": [side // 2] * 3}},
+        }

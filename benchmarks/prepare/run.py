@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,9 +25,10 @@ from tqdm import tqdm
 
 from benchmarks.config import parse_value
 from benchmarks.config.coerce import from_dict, to_dict
+from benchmarks.config.dataset import NAME as DATASET_NAME
 from benchmarks.data.layouts import get_layout, write_id_list
 from benchmarks.errors import ConfigError, DataError
-from benchmarks.io import atomic_path
+from benchmarks.io import atomic_path, write_yaml
 from benchmarks.prepare import manifest
 from benchmarks.prepare.pancreas import PancreasCoranet, PancreasMcnet
 from benchmarks.prepare.recipes import LeftAtrium, Lung, Nnunet, Prepared, Recipe, require_listed
@@ -36,15 +38,19 @@ from benchmarks.train.provenance import code_version, package_versions
 #: Bumped when a change of the code changes prepared cases (part of every case's options digest).
 RECIPE_VERSION = 1
 RECIPES: dict[str, Recipe] = {r.name: r for r in (LeftAtrium(), PancreasMcnet(), PancreasCoranet(), Lung(), Nnunet())}
+#: The dataset YAML written for data without a built-in dataset file (``--dataset <out>/dataset.yaml``).
+DATASET_FILE = "dataset.yaml"
 
 
 @dataclass(frozen=True)
 class Summary:
-    """What one run did: cases written, cases kept from an earlier run, the output root."""
+    """What one run did: cases written, cases kept from an earlier run, the output root and the dataset YAML
+    written (``None`` for a built-in dataset)."""
 
     written: list[str]
     kept: list[str]
     root: Path
+    dataset_file: Path | None = None
 
 
 def get_recipe(name: str) -> Recipe:
@@ -96,14 +102,20 @@ def _check(prepared: Prepared, case_id: str) -> None:
 
 
 def prepare_dataset(dataset: str, raw: str | os.PathLike[str], out: str | os.PathLike[str],
-                    options: Sequence[str] | Mapping[str, Any] = (), progress: bool | None = None) -> Summary:
+                    options: Sequence[str] | Mapping[str, Any] = (), progress: bool | None = None,
+                    name: str | None = None) -> Summary:
     """Prepare every listed case of ``dataset`` from ``raw`` into ``out`` (resuming); see the module docstring.
 
-    ``progress=None`` shows a bar only on a terminal.
+    A recipe without a built-in dataset file (``nnunet``) also writes ``<out>/dataset.yaml`` for the dataset
+    ``name`` (default: the name of ``out`` with other characters than letters, digits and ``_`` replaced by
+    ``_``). ``progress=None`` shows a bar only on a terminal.
     """
     recipe = get_recipe(dataset)
     opts = parse_options(recipe, options)
     raw, root = Path(raw), Path(out)
+    name = name or re.sub(r"[^A-Za-z0-9_]", "_", root.resolve().name)
+    if not DATASET_NAME.match(name):
+        raise ConfigError(f"invalid dataset name {name!r}; expected letters, digits and '_'")
     if not raw.is_dir():
         raise DataError(f"{raw}: raw data folder not found")
     found = recipe.discover(raw, opts)
@@ -154,8 +166,11 @@ def prepare_dataset(dataset: str, raw: str | os.PathLike[str], out: str | os.Pat
         }
         written.append(case_id)
         manifest.save(root, record)
-    for name, names in lists.items():
-        write_id_list(root / name, names)
+    described = recipe.dataset_file(name, raw, opts, lists)
+    if described is not None:
+        write_yaml(root / DATASET_FILE, described)
+    for list_name, names in lists.items():
+        write_id_list(root / list_name, names)
     record["complete"] = True
     manifest.save(root, record)
-    return Summary(written, kept, root)
+    return Summary(written, kept, root, root / DATASET_FILE if described is not None else None)

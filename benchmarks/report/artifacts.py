@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
+from ..config.dataset import load_dataset
 from .stats import references
-from .suites import DATASET_TABLES, Suite
-
-
-def dataset_table_stem(dataset: str) -> str:
-    return DATASET_TABLES[dataset][1] if dataset in DATASET_TABLES else f"table_{dataset}"
+from .suites import Suite
 
 
 def stats_stem(table_stem: str) -> str:
@@ -22,7 +19,7 @@ def _present(suite: Suite, block: str) -> bool:
 
 
 def table_stems(suite: Suite) -> list[str]:
-    stems = [dataset_table_stem(d["name"]) for d in suite.datasets()]
+    stems = [load_dataset(d["file"]).table_stem for d in suite.datasets()]
     for block, stem in (("ablation", "table_IV_ablation"), ("t_sweep", "table_V_passes"),
                         ("lambda_sweep", "table_VI_lambda")):
         if _present(suite, block):
@@ -32,7 +29,7 @@ def table_stems(suite: Suite) -> list[str]:
 
 def table_names(suite: Suite) -> list[str]:
     names = [f"{stem}.{ext}" for stem in table_stems(suite) for ext in ("csv", "md", "tex")]
-    names += [f"{stats_stem(dataset_table_stem(d['name']))}.csv" for d in suite.datasets()]
+    names += [f"{stats_stem(load_dataset(d['file']).table_stem)}.csv" for d in suite.datasets()]
     return names + ["runs.csv", "cases.csv"]
 
 
@@ -44,7 +41,7 @@ def figure_stems(suite: Suite) -> list[str]:
         stems.append("fig_t_sweep")
     if _present(suite, "lambda_sweep"):
         stems.append("fig_lambda_sweep")
-    if suite.spec.get("qualitative") and "lefed" in suite.spec["methods"]:
+    if suite.spec.get("qualitative") and suite.proposed in suite.spec["methods"]:
         stems.append("fig3_qualitative")
     if suite.feature_run():
         stems.append("fig6_features")

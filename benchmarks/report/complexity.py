@@ -72,7 +72,7 @@ def count_used_params(
     model: nn.Module, input_shape: tuple[int, ...], forward: Callable[[nn.Module, Tensor], Any] | None = None
 ) -> int:
     """Trainable parameters of the modules that one eval-mode ``forward`` on a zero input actually calls
-    (e.g. decoder A of LeFeD at inference), each parameter counted once."""
+    (e.g. the one decoder of a two-decoder network used at inference), each parameter counted once."""
     called: list[nn.Module] = []
     hooks = [m.register_forward_hook(lambda m, i, o: called.append(m)) for m in model.modules()
              if any(True for _ in m.parameters(recurse=False))]
@@ -152,7 +152,7 @@ _RULES: dict[type[nn.Module], Callable[..., None]] = {
 def complexity(config: RunConfig, options: Options, patch: tuple[int, int, int]) -> dict[str, int]:
     """``params``: trainable parameters of the saved segmenter; ``params_train``: every parameter any of
     the method's optimisers trains (discriminators included); ``params_inference``: the parameters that
-    :meth:`Method.predict` uses (decoder A of LeFeD, decoder 1 of MC-Net+); ``macs``: one inference forward
+    :meth:`Method.predict` uses (e.g. one decoder of a multi-decoder network); ``macs``: one inference forward
     (:meth:`Method.predict`) of a ``1 x C x patch`` input; ``macs_train``: one forward of the whole
     training-time network (:meth:`Method.training_forward`: every decoder and head, ``tables.md`` section 5).
     """

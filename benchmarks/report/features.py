@@ -1,4 +1,4 @@
-"""Decoder feature maps over training (Fig. 6, ``tables.md`` section 7, ``lefed.md`` section 8).
+"""Decoder feature maps over training (Fig. 6, ``tables.md`` section 7).
 
 The trainer keeps the weights at the iterations listed in ``snapshots`` (``<run>/snapshots/<stage>_<it>.pt``).
 ``sslbench features RUN_DIR --out FILE.npz`` restores each snapshot, runs :meth:`Method.feature_maps` on one
@@ -23,9 +23,9 @@ import torch
 
 from ..errors import ConfigError, DataError
 from ..io import write_atomic
+from ..rundir import SNAPSHOTS
 from ..runtime import resolve_device, restore_method, run_config, training_status
 from ..train.data import load_split, load_test_cases
-from ..train.trainer import SNAPSHOTS
 
 
 def centre_window(volume: np.ndarray, window: tuple[int, int, int]) -> np.ndarray:

@@ -7,7 +7,7 @@
 - ``fig_training_curves``: total loss per iteration (from ``log.csv``) of each table row.
 - ``fig3_qualitative``: image, ground truth and each method's prediction on the axial slice with the
   largest ground-truth area (``predictions.npz`` written by ``sslbench predict``).
-- ``fig6_features``: LeFeD's decoder features over training from the weight snapshots of one run
+- ``fig6_features``: the proposed method's decoder features over training from the weight snapshots of one run
   (``results/features/<suite>/fig6.npz`` written by ``sslbench features``).
 - ``fig_last_vs_best_<dataset>``: test Dice of the checkpoint each table shows (held-out best, or the test-best
   oracle) and of the last checkpoint (``eval_final/``), per row, label setting and seed.
@@ -32,8 +32,9 @@ import seaborn as sns
 
 from ..errors import DataError
 from ..io import write_files
+from ..rundir import EVAL_FINAL
 from . import stats
-from .suites import ENCODING_LABELS, ROW_LABELS, Suite, _fmt_lambda
+from .suites import ENCODING_LABELS, Suite, _fmt_lambda, method_label
 from .tables import CHECKPOINT_TEXT, METRIC_HEADERS, METRICS, PAPER_CSV, Results, checkpoint_kind, load_paper_values
 
 DPI = 110
@@ -64,7 +65,7 @@ def fig_complexity(suite: Suite, out: Path, complexity_dir: Path) -> None:
         if missing:
             raise DataError(f"{path} lacks {', '.join(sorted(missing))} (written by an older sslbench); "
                             "delete it and rerun `sslbench complexity --json`")
-        rows.append({"method": method, "label": ROW_LABELS.get(method, "V-Net" if method == "vnet" else method),
+        rows.append({"method": method, "label": method_label(method),
                      "params_train_M": data["params_train"] / 1e6, "params_segmenter_M": data["params"] / 1e6,
                      "params_inference_M": data["params_inference"] / 1e6,
                      "macs_G": data["macs"] / 1e9,
@@ -106,7 +107,7 @@ def _setting_rows(suite: Suite, results: Results, block: str, keys: list[tuple[s
 
 
 def fig_encodings(suite: Suite, out: Path, results: Results) -> None:
-    keys = [(e, ENCODING_LABELS[e], f"lefed-enc_{e}") for e in suite.spec["encodings"]["values"]]
+    keys = [(e, ENCODING_LABELS[e], f"{suite.proposed}-enc_{e}") for e in suite.spec["encodings"]["values"]]
     df = _setting_rows(suite, results, "encodings", keys)
     paper = load_paper_values(PAPER_CSV)
     fig, axes = plt.subplots(2, 2, figsize=(11, 7))
@@ -114,7 +115,7 @@ def fig_encodings(suite: Suite, out: Path, results: Results) -> None:
         sub = df[df.metric == m]
         sns.barplot(sub, x="setting", y="value", hue="label", errorbar="sd", ax=ax)
         ax.set(title=METRIC_HEADERS[m], xlabel="", ylabel="")
-        if m == "dice":  # the paper's default LeFeD value per setting ([I], reference_numbers.md section 3.6)
+        if m == "dice":  # the paper's default value of the proposed method per setting ([I], reference_numbers.md section 3.6)
             for i, setting in enumerate(sub["setting"].unique()):
                 ds, labels = sub[sub.setting == setting][["dataset", "labels"]].iloc[0]
                 ref = paper.get(("V", ds, int(labels) if labels.isdigit() else -1, "t3"), {}).get("dice")
@@ -129,10 +130,11 @@ def fig_encodings(suite: Suite, out: Path, results: Results) -> None:
 
 def fig_sweep(suite: Suite, out: Path, results: Results, block: str) -> None:
     if block == "t_sweep":
-        keys = [(f"t{v}", str(v), f"lefed-t{v}") for v in suite.spec[block]["values"]]
+        keys = [(f"t{v}", str(v), f"{suite.proposed}-t{v}") for v in suite.spec[block]["values"]]
         stem, name = "fig_t_sweep", "t (passes per sample)"
     else:
-        keys = [(f"lam{_fmt_lambda(v)}", _fmt_lambda(v), f"lefed-lam{_fmt_lambda(v)}") for v in suite.spec[block]["values"]]
+        keys = [(f"lam{_fmt_lambda(v)}", _fmt_lambda(v), f"{suite.proposed}-lam{_fmt_lambda(v)}")
+                for v in suite.spec[block]["values"]]
         stem, name = "fig_lambda_sweep", "λ (discrepancy weight)"
     df = _setting_rows(suite, results, block, keys)
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.4))
@@ -156,7 +158,7 @@ def fig_training_curves(suite: Suite, out: Path, root: Path) -> None:
         if not log.is_file() or log.stat().st_size == 0:  # not started, or failed in its first iteration
             continue
         df = pd.read_csv(log, usecols=lambda c: c in ("stage", "iteration", "loss"))
-        df["row"] = ROW_LABELS.get(run.key, run.key)
+        df["row"] = suite.row_label(run.key)
         df["setting"] = f"{run.dataset} {run.labels} L"
         df["seed"] = run.seed
         df["run_dir"] = run.path
@@ -181,7 +183,7 @@ def fig_training_curves(suite: Suite, out: Path, root: Path) -> None:
 def fig_qualitative(suite: Suite, out: Path, root: Path) -> None:
     qual = suite.spec.get("qualitative", {})
     seed = suite.spec.get("seeds", [1337])[0]
-    rows_spec = [r for r in suite.spec["methods"] if r not in ("vnet_lower", "vnet_upper", "lefed_official")]
+    rows_spec = suite.qualitative_rows()
     panels: list[tuple[str, str, dict[str, Any]]] = []  # (dataset, case, {row: (pred, dice)})
     records = []
     for d in suite.datasets():
@@ -190,7 +192,7 @@ def fig_qualitative(suite: Suite, out: Path, root: Path) -> None:
         for row in rows_spec:
             path = root / suite.find(d["name"], row, str(labels), seed) / "predictions.npz"
             loaded[row] = (np.load(path), path)
-        for case in [str(c) for c in loaded["lefed"][0]["cases"]]:
+        for case in [str(c) for c in loaded[suite.proposed][0]["cases"]]:
             source = next((z for z, _ in loaded.values() if f"{case}/image" in z), None)
             if source is None:  # every row's training failed
                 continue
@@ -235,7 +237,7 @@ def fig_qualitative(suite: Suite, out: Path, root: Path) -> None:
                     ax.text(0.03, 0.97, f"{dice:.1f}", transform=ax.transAxes, va="top", color="yellow",
                             fontsize=7, bbox={"facecolor": "black", "alpha": 0.6, "pad": 1, "linewidth": 0})
             if r == 0:
-                ax.set_title(["Image", "GT"][c] if c < 2 else ROW_LABELS.get(rows_spec[c - 2], rows_spec[c - 2]),
+                ax.set_title(["Image", "GT"][c] if c < 2 else suite.row_label(rows_spec[c - 2]),
                              fontsize=8)
             if c == 0:
                 ax.set_ylabel(f"{dataset}\n{case}", fontsize=7)
@@ -251,12 +253,13 @@ def fig_features(suite: Suite, out: Path, root: Path) -> None:
     path = root / suite.features_file()
     data = np.load(path)
     failed = str(data["failed"])
+    label = suite.row_label(suite.proposed)
     if "maps" not in data:
         fig, ax = plt.subplots(figsize=(6, 1.5))
         ax.axis("off")
-        ax.text(0.5, 0.5, f"The LeFeD run failed before its first snapshot:\n{failed}", ha="center", va="center",
+        ax.text(0.5, 0.5, f"The {label} run failed before its first snapshot:\n{failed}", ha="center", va="center",
                 wrap=True, fontsize=8)
-        fig.suptitle(_title(suite, "Fig. 6: LeFeD decoder features over training"), fontsize=9)
+        fig.suptitle(_title(suite, f"Fig. 6: {label} decoder features over training"), fontsize=9)
         _save(fig, out, "fig6_features", pd.DataFrame([{"run_dir": str(data["run_dir"]), "failed": failed,
                                                           "source": str(path)}]))
         return
@@ -287,41 +290,38 @@ def fig_features(suite: Suite, out: Path, root: Path) -> None:
                             "source": str(path)})
         fig.colorbar(image, ax=axes[r].tolist(), shrink=0.8, pad=0.01)
     note = f"; the training failed after the last snapshot: {failed}" if failed else ""
-    fig.suptitle(_title(suite, f"Fig. 6: LeFeD decoder features over training (channel mean of the last decoder "
+    fig.suptitle(_title(suite, f"Fig. 6: {label} decoder features over training (channel mean of the last decoder "
                                f"block, central axial slice of case {data['case']}){note}"), fontsize=9, wrap=True)
     _save(fig, out, "fig6_features", pd.DataFrame(records))
-
-
-def _row_label(row: str) -> str:
-    return ROW_LABELS.get(row, row)
 
 
 def fig_last_vs_best(suite: Suite, out: Path, results: Results, dataset: dict[str, Any]) -> None:
     """Dice of the shown checkpoint and of the last one, one point per run, joined per run; a panel per label
     setting."""
+    rows = suite.spec["methods"] + suite.beyond
     records = []
     for g in map(str, dataset["labels"]):
-        for row in suite.spec["methods"]:
-            cell = results.cell(dataset["name"], row, "all" if row == "vnet_upper" else g)
+        for row in rows:
+            cell = results.cell(dataset["name"], row, suite.row(row).labels or g)
             for run_dir, summary in zip(cell.run_dirs, cell.summaries):
                 if run_dir in cell.failed:
                     continue
-                last_path = results.root / run_dir / "eval_final" / "summary.json"
+                last_path = results.root / run_dir / EVAL_FINAL / "summary.json"
                 last = json.loads(last_path.read_text()) if last_path.is_file() else {}
                 for kind, value, source in ((checkpoint_kind(summary), summary.get("dice_mean"), "eval"),
-                                            ("last", last.get("dice_mean"), "eval_final")):
+                                            ("last", last.get("dice_mean"), EVAL_FINAL)):
                     if value is not None:
-                        records.append({"dataset": dataset["name"], "labels": g, "row": row, "label": _row_label(row),
+                        records.append({"dataset": dataset["name"], "labels": g, "row": row, "label": suite.row_label(row),
                                         "seed": summary.get("seed"), "checkpoint": kind, "shown": source == "eval",
                                         "dice": float(value), "run_dir": run_dir, "source": f"{run_dir}/{source}"})
     df = pd.DataFrame(records, columns=["dataset", "labels", "row", "label", "seed", "checkpoint", "shown", "dice",
                                         "run_dir", "source"])
     groups = list(map(str, dataset["labels"]))
-    fig, axes = plt.subplots(1, len(groups), figsize=(0.7 * len(suite.spec["methods"]) * len(groups) + 3, 3.8),
+    fig, axes = plt.subplots(1, len(groups), figsize=(0.7 * len(rows) * len(groups) + 3, 3.8),
                              squeeze=False, sharey=True)
     for ax, g in zip(axes[0], groups):
         sub = df[df.labels == g]
-        order = [_row_label(r) for r in suite.spec["methods"]]
+        order = [suite.row_label(r) for r in rows]
         for i, label in enumerate(order):
             for _, run in sub[sub.label == label].groupby("run_dir"):
                 shown, last = run[run.shown], run[~run.shown]
@@ -350,15 +350,15 @@ def fig_paired(suite: Suite, out: Path, results: Results, dataset: dict[str, Any
     for ref in refs:
         for g in groups:
             comparisons = {c.row: c for c in results.compare(dataset["name"], g, ref, cfg)}
-            ref_cell = results.cell(dataset["name"], ref, "all" if ref == "vnet_upper" else g)
+            ref_cell = results.cell(dataset["name"], ref, suite.row(ref).labels or g)
             ref_cases = results.pooled(ref_cell, metric)
             for row, c in comparisons.items():
-                cell = results.cell(dataset["name"], row, "all" if row == "vnet_upper" else g)
+                cell = results.cell(dataset["name"], row, suite.row(row).labels or g)
                 diff = (results.pooled(cell, metric) - ref_cases).dropna()
                 records += [{"dataset": dataset["name"], "labels": g, "reference": ref, "row": row,
-                             "label": _row_label(row), "case": case, "metric": metric, "difference": float(d)}
+                             "label": suite.row_label(row), "case": case, "metric": metric, "difference": float(d)}
                             for case, d in diff.items()]
-                summaries.append({"reference": ref, "labels": g, "label": _row_label(row), "mean": c.mean_diff,
+                summaries.append({"reference": ref, "labels": g, "label": suite.row_label(row), "mean": c.mean_diff,
                                   "low": c.ci_low, "high": c.ci_high, "p_holm": c.p_holm,
                                   "significant": c.significant})
     df = pd.DataFrame(records, columns=["dataset", "labels", "reference", "row", "label", "case", "metric",
@@ -368,11 +368,12 @@ def fig_paired(suite: Suite, out: Path, results: Results, dataset: dict[str, Any
     data = df.merge(means.rename(columns={"mean": "mean_difference", "low": "ci_low", "high": "ci_high"}),
                     on=["reference", "labels", "label"], how="left")
     panels = [(ref, g) for ref in refs for g in groups] or [("", "")]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 0.45 * len(suite.spec["methods"]) + 2),
+    rows = suite.spec["methods"] + suite.beyond
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 0.45 * len(rows) + 2),
                              squeeze=False)
     for ax, (ref, g) in zip(axes[0], panels):
         sub = df[(df.reference == ref) & (df.labels == g)]
-        order = [_row_label(r) for r in suite.spec["methods"] if _row_label(r) in set(sub.label)]
+        order = [suite.row_label(r) for r in rows if suite.row_label(r) in set(sub.label)]
         if len(sub):
             sns.stripplot(sub, y="label", x="difference", order=order, ax=ax, size=3, alpha=0.6, color="C0")
             m = means[(means.reference == ref) & (means.labels == g)].set_index("label").reindex(order)
@@ -383,7 +384,7 @@ def fig_paired(suite: Suite, out: Path, results: Results, dataset: dict[str, Any
                     ax.annotate("*", (r["high"], i), xytext=(4, -4), textcoords="offset points")
             ax.legend(fontsize=7, frameon=False)
         ax.axvline(0, color="0.5", lw=0.8, ls="--")
-        ax.set(title=f"{g} labels: row − {_row_label(ref)}" if ref else "no reference row with per-case results",
+        ax.set(title=f"{g} labels: row − {suite.row_label(ref)}" if ref else "no reference row with per-case results",
                xlabel=f"per-case {metric} difference (points)", ylabel="")
     fig.suptitle(_title(suite, f"Paired per-case differences on {dataset['name']} (per-case scores pooled over seeds; "
                                "* Holm-adjusted Wilcoxon p < " + f"{cfg['alpha']})"), fontsize=9)

@@ -24,9 +24,9 @@ from scipy import stats
 
 from ..errors import ConfigError
 
-#: Default comparison settings (the suite YAML's ``statistics`` block overrides them).
-DEFAULTS = {"references": ["lefed", "bcp"], "metric": "dice", "resamples": 2000, "confidence": 0.95, "alpha": 0.05,
-            "seed": 0}
+#: Default comparison settings (the suite YAML's ``statistics`` block overrides them); the default reference
+#: rows are the suite's ``proposed`` row (:func:`references`).
+DEFAULTS = {"metric": "dice", "resamples": 2000, "confidence": 0.95, "alpha": 0.05, "seed": 0}
 
 
 def settings(spec: Mapping[str, object]) -> dict[str, object]:
@@ -35,17 +35,20 @@ def settings(spec: Mapping[str, object]) -> dict[str, object]:
 
 
 def references(spec: Mapping[str, object]) -> list[str]:
-    """The suite's reference rows that are rows of its tables (``methods``), in the configured order.
+    """The suite's reference rows (``statistics.references``, in order; default: its ``proposed`` row).
 
-    A default reference that is not a row is skipped; one the suite names itself must be a row (:class:`ConfigError`).
+    Each named reference must be a row of the main tables (``methods`` or ``beyond``, :class:`ConfigError`);
+    a default ``proposed`` that is not a row gives no comparison.
     """
-    rows = list(spec.get("methods") or [])  # type: ignore[call-overload]
+    rows = [*(spec.get("methods") or []), *(spec.get("beyond") or [])]  # type: ignore[misc]
     named = (spec.get("statistics") or {}).get("references")  # type: ignore[union-attr]
-    missing = [r for r in named or [] if r not in rows]
+    if named is None:
+        return [r for r in [spec.get("proposed")] if r in rows]
+    missing = [r for r in named if r not in rows]
     if missing:
         raise ConfigError(f"suite {spec.get('name', '?')!r}: statistics.references: {', '.join(missing)} "
-                          f"not among the rows (methods: {', '.join(rows)})")
-    return [r for r in settings(spec)["references"] if r in rows]  # type: ignore[union-attr]
+                          f"not among the rows (methods, beyond: {', '.join(rows)})")
+    return list(named)
 
 
 @dataclass(frozen=True)

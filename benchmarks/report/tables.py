@@ -2,7 +2,9 @@
 
 Every cell aggregates the runs of one (dataset, row, labels) over the suite's seeds: the run value is the
 test-set mean of ``eval/summary.json``; the cell is mean ± sample std (ddof = 1, blank with one run). The
-paper column comes from ``benchmarks/report/data/paper_values.csv`` (``reference_numbers.md``).
+paper column comes from ``benchmarks/report/data/paper_values.csv`` (``reference_numbers.md``). Rows beyond the
+paper (the suite's ``beyond``) follow the paper's rows below a heading row, without paper column or best marking;
+their cells show the method's own published value (``published_values.csv``) and the difference to it.
 
 A run whose training failed (its summary's ``status`` is ``failed``, e.g. a diverged loss) is left out of the
 means and marked: ``[failed k]`` in the cell (``failed`` alone when no run of the cell succeeded), ``n_failed``
@@ -30,11 +32,13 @@ from typing import Any
 
 import pandas as pd
 
+from ..config.dataset import load_dataset
 from ..errors import SSLBenchError
 from ..io import write_csv, write_text
+from ..rundir import EVAL_FINAL
 from . import stats
-from .artifacts import dataset_table_stem, stats_stem
-from .suites import ABLATION_LABELS, DATASET_TABLES, ROW_LABELS, Suite
+from .artifacts import stats_stem
+from .suites import ABLATION_LABELS, Suite
 
 METRICS = ("dice", "jaccard", "asd", "hd95")
 #: The paper's metrics and NSD: the columns of every table.
@@ -52,20 +56,15 @@ CHECKPOINT_FILES = {"checkpoint_best.pt": "heldout_best", "checkpoint_final.pt":
                     "checkpoint_test_best.pt": "test_best"}
 LOWER_IS_BETTER = {"asd", "hd95"}
 TAG_MARKS = {"L": "", "D": "d", "I": "i", "O": "o", "T": "t"}
+#: Published values, rows of differences included (their ``method`` is the suite's difference key).
 PAPER_CSV = Path(__file__).with_name("data") / "paper_values.csv"
-#: "LeFeD − BCP" differences quoted in the LeFeD text (tables.md section 1; reference_numbers.md section 2).
-PAPER_LEFED_MINUS_BCP = {
-    ("pancreas_mcnet", 6): {"dice": 1.68, "jaccard": 2.27},
-    ("pancreas_mcnet", 12): {"dice": -0.22, "hd95": -1.43},
-    ("lung", 10): {"dice": 2.11, "hd95": -0.76},
-    ("lung", 15): {"dice": 1.17, "hd95": -0.66},
-}
-BEST_ROWS_EXCLUDED = {"vnet_lower", "vnet_upper", "lefed_official"}
+#: The rows beyond the paper's own published values (shown instead of a paper column).
+PUBLISHED_CSV = Path(__file__).with_name("data") / "published_values.csv"
 CSV_COLUMNS = ["table", "protocol", "label_count", "row_key", "metric", "mean", "std", "n_runs", "n_empty", "paper",
                "paper_tag", "delta", "selection", "lcc", "empty_policy", "units", "run_dirs", "n_failed", "failed_runs",
-               "config_hashes", "seeds", "code", "devices", "checkpoint", "wall_hours_per_run", "device_hours",
-               "nsd_tolerance_mm", "reference", "diff_mean", "diff_ci_low", "diff_ci_high", "p_value", "p_holm",
-               "significant"]
+               "config_hashes", "seeds", "code", "devices", "published", "published_tag", "checkpoint",
+               "wall_hours_per_run", "device_hours", "nsd_tolerance_mm", "reference", "diff_mean", "diff_ci_low",
+               "diff_ci_high", "p_value", "p_holm", "significant"]
 
 
 class MissingResults(SSLBenchError):
@@ -196,11 +195,11 @@ class Results:
         return stats.pooled_cases(frames, metric)
 
     def compare(self, dataset: str, labels: str, reference: str, cfg: dict[str, Any]) -> list[stats.Comparison]:
-        """Every main-table row of ``dataset`` at ``labels`` with per-case results against ``reference``
+        """Every main-table row (``beyond`` rows too) of ``dataset`` at ``labels`` with per-case results against ``reference``
         (:func:`.stats.compare` with the suite's statistics settings ``cfg``); empty without the reference's."""
         pooled = {}
-        for row in self.suite.spec["methods"]:
-            cell = self.cell(dataset, row, "all" if row == "vnet_upper" else labels)
+        for row in self.suite.spec["methods"] + self.suite.beyond:
+            cell = self.cell(dataset, row, self.suite.row(row).labels or labels)
             pooled[row] = self.pooled(cell, cfg["metric"])
         if not len(pooled[reference]):
             return []
@@ -261,32 +260,42 @@ class Row:
 
 
 class TableBuilder:
-    def __init__(self, suite: Suite, root: Path = Path("."), paper: Path = PAPER_CSV) -> None:
+    def __init__(self, suite: Suite, root: Path = Path("."), paper: Path = PAPER_CSV,
+                 published: Path = PUBLISHED_CSV) -> None:
         self.suite = suite
         self.results = Results(suite, root)
         self.paper = load_paper_values(paper)
+        self.published = load_paper_values(published)
         self.records: list[dict[str, Any]] = []
 
     # ----- common -----------------------------------------------------------------------------------------
-    def paper_value(self, table: str, protocol: str, labels: str, row: str, metric: str) -> tuple[float, str]:
+    def paper_value(self, table: str, protocol: str, labels: str, row: str, metric: str,
+                    values: dict[tuple[str, str, int, str], dict[str, tuple[float, str]]] | None = None
+                    ) -> tuple[float, str]:
+        """The paper's value of a cell and its tag (from ``values`` instead: e.g. the published values)."""
         count = _label_int(labels)
         if count is None:
             return math.nan, ""
-        value = self.paper.get((table, protocol, count, row), {}).get(metric)
+        value = (self.paper if values is None else values).get((table, protocol, count, row), {}).get(metric)
         return value if value else (math.nan, "")
 
-    def record(self, table: str, protocol: str, labels: str, row: str, cell: Cell) -> dict[str, dict[str, Any]]:
+    def record(self, table: str, protocol: str, labels: str, row: str, cell: Cell,
+               beyond: bool = False) -> dict[str, dict[str, Any]]:
+        """CSV records of a cell; a row ``beyond`` the paper has no paper value, its Δ is to its published one."""
         out = {}
         s0 = next((s for s in cell.summaries if s.get("status") != "failed"), {})
         wall, device_hours = self.results.compute(cell)
         for metric in TABLE_METRICS:
-            paper, tag = self.paper_value(table, protocol, labels, row, metric)
+            paper, tag = (math.nan, "") if beyond else self.paper_value(table, protocol, labels, row, metric)
+            published, published_tag = self.paper_value(table, protocol, labels, row, metric, self.published) \
+                if beyond else (math.nan, "")
+            reference = published if beyond else paper
             mean, std = cell.mean(metric), cell.std(metric)
             rec = {
                 "table": table, "protocol": protocol, "label_count": labels, "row_key": row, "metric": metric,
                 "mean": round(mean, 4), "std": "" if math.isnan(std) else round(std, 4), "n_runs": cell.n,
                 "n_empty": cell.n_empty, "paper": "" if math.isnan(paper) else paper, "paper_tag": tag,
-                "delta": "" if math.isnan(paper) else round(mean - paper, 4),
+                "delta": "" if math.isnan(reference) else round(mean - reference, 4),
                 "selection": s0.get("selection", ""), "lcc": s0.get("lcc", ""),
                 "empty_policy": s0.get("empty_policy", ""), "units": s0.get("units", {}).get(metric, ""),
                 "run_dirs": ";".join(cell.run_dirs), "n_failed": len(cell.failed), "failed_runs": ";".join(cell.failed),
@@ -294,6 +303,7 @@ class TableBuilder:
                 "seeds": ";".join(str(s.get("seed", "?")) for s in cell.summaries),
                 "code": ";".join(map(code_text, cell.summaries)),
                 "devices": ";".join(map(device_text, cell.summaries)),
+                "published": "" if math.isnan(published) else published, "published_tag": published_tag,
                 "checkpoint": ";".join(sorted({checkpoint_kind(s) for s in cell.summaries if s.get("status") != "failed"})),
                 "wall_hours_per_run": "" if math.isnan(wall) else round(wall, 6),
                 "device_hours": "" if math.isnan(device_hours) else round(device_hours, 6),
@@ -310,9 +320,12 @@ class TableBuilder:
         text = _fmt(mean) + (f" ± {_fmt(float(std))}" if std != "" else "")
         if bold:
             text = f"\\textbf{{{text}}}" if latex else f"**{text}**"
-        if rec["paper"] != "":
-            mark = TAG_MARKS.get(rec["paper_tag"], "")
-            paper = f"{float(rec['paper']):.2f}" + (f"^{mark}" if mark and not latex else "")
+        reference, tag, prefix = rec["paper"], rec["paper_tag"], ""
+        if reference == "" and rec.get("published", "") != "":
+            reference, tag, prefix = rec["published"], rec["published_tag"], "published "
+        if reference != "":
+            mark = TAG_MARKS.get(tag, "")
+            paper = prefix + f"{float(reference):.2f}" + (f"^{mark}" if mark and not latex else "")
             if latex and mark:
                 paper += f"$^{{{mark}}}$"
             delta = _signed(float(rec["delta"]))
@@ -437,67 +450,91 @@ class TableBuilder:
 
     # ----- Tables I-III ---------------------------------------------------------------------------------------
     def dataset_table(self, dataset: dict[str, Any], out: Path) -> None:
-        name = dataset["name"]
-        table, stem, what = DATASET_TABLES.get(name, ("", dataset_table_stem(name), f"{name} dataset"))
+        name, spec = dataset["name"], load_dataset(dataset["file"])
+        table, stem, what = spec.table.number or "", spec.table_stem, spec.table_title
         table_id = table or name
         groups = [str(x) for x in dataset["labels"]]
         start = len(self.records)
         recs: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
         split: dict[tuple[str, str], tuple[int, int] | None] = {}
         for row in self.suite.spec["methods"]:
+            fixed = self.suite.row(row).labels
             for g in groups:
-                labels = "all" if row == "vnet_upper" else g
-                cell = self.results.cell(name, row, labels)
+                cell = self.results.cell(name, row, fixed or g)
                 recs[(row, g)] = self.record(table_id, name, g, row, cell)
+                split[(row, g)] = self.results.split_counts(cell.run_dirs[0])
+        diff_rows = []
+        for diff in self.suite.differences():
+            a, b = diff["rows"]
+            cells = []
+            for g in groups:
+                quoted = self.paper.get((table_id, name, _label_int(g) or -1, diff["key"]), {})
+                for m in TABLE_METRICS:
+                    d = float(recs[(a, g)][m]["mean"]) - float(recs[(b, g)][m]["mean"])
+                    cells.append(_signed(d) + (f" (paper {_signed(quoted[m][0])})" if m in quoted else ""))
+                    self.records.append({"table": table_id, "protocol": name, "label_count": g,
+                                         "row_key": diff["key"], "metric": m, "mean": round(d, 4),
+                                         "paper": quoted[m][0] if m in quoted else "", "run_dirs": ""})
+                cells += [""] * (len(self.references()) + 1)
+            diff_rows.append([diff["label"], ""] + cells)
+        for row in self.suite.beyond:
+            fixed = self.suite.row(row).labels
+            for g in groups:
+                cell = self.results.cell(name, row, fixed or g)
+                recs[(row, g)] = self.record(table_id, name, g, row, cell, beyond=True)
                 split[(row, g)] = self.results.split_counts(cell.run_dirs[0])
         comparisons = self.comparisons(name, table_id, groups, recs, out / f"{stats_stem(stem)}.csv")
         best: dict[tuple[str, str], str] = {}
+        ranked = self.suite.ranked_rows()
         for g in groups:
             for metric in TABLE_METRICS:
-                cands = [(float(recs[(r, g)][metric]["mean"]), r) for r in self.suite.spec["methods"]
-                         if r not in BEST_ROWS_EXCLUDED and not math.isnan(float(recs[(r, g)][metric]["mean"]))]
+                cands = [(float(recs[(r, g)][metric]["mean"]), r) for r in ranked
+                         if not math.isnan(float(recs[(r, g)][metric]["mean"]))]
                 if cands:
                     best[(g, metric)] = (min if metric in LOWER_IS_BETTER else max)(cands)[1]
-        refs = sorted({c.reference for c in comparisons.values()}, key=self.references().index)
+        refs = self.references()
         header = ["Method", "Scans used (L / U)"] + [
             h for g in groups for h in [f"{g} labels: {METRIC_HEADERS[m]}" for m in TABLE_METRICS]
-            + [f"{g} labels: Δ Dice vs {ROW_LABELS.get(r, r)} [95 % CI]" for r in refs] + [f"{g} labels: device-h / run"]]
+            + [f"{g} labels: Δ Dice vs {self.suite.row_label(r)} [95 % CI]" for r in refs]
+            + [f"{g} labels: device-h / run"]]
+
+        def cells(row: str, latex: bool, ranked_row: bool) -> list[str]:
+            return [text for g in groups for text in
+                    [self.cell_text(recs[(row, g)][m], ranked_row and best.get((g, m)) == row, latex)
+                     for m in TABLE_METRICS]
+                    + [_comparison_text(comparisons.get((g, r, row)), row == r) for r in refs]
+                    + [_fmt(_number(recs[(row, g)]["dice"]["wall_hours_per_run"]))]]
+
         md_rows, tex_rows = [], []
         for row in self.suite.spec["methods"]:
             scans = " · ".join(f"{c[0]} / {c[1]}" for g in groups if (c := split[(row, g)]))
-            if row == "vnet_upper":
+            if self.suite.row(row).labels:
                 scans = " / ".join(map(str, split[(row, groups[0])] or ("?", "?")))
-            label = ROW_LABELS.get(row, row)
             for latex, rows in ((False, md_rows), (True, tex_rows)):
-                rows.append([label, scans] + [
-                    text for g in groups for text in
-                    [self.cell_text(recs[(row, g)][m], best.get((g, m)) == row, latex) for m in TABLE_METRICS]
-                    + [_comparison_text(comparisons.get((g, r, row)), row == r) for r in refs]
-                    + [_fmt(_number(recs[(row, g)]["dice"]["wall_hours_per_run"]))]])
-        if "lefed" in self.suite.spec["methods"] and "bcp" in self.suite.spec["methods"]:
-            cells = []
-            for g in groups:
-                quoted = PAPER_LEFED_MINUS_BCP.get((name, _label_int(g) or -1), {})
-                for m in TABLE_METRICS:
-                    d = float(recs[("lefed", g)][m]["mean"]) - float(recs[("bcp", g)][m]["mean"])
-                    cells.append(_signed(d) + (f" (paper {_signed(quoted[m])})" if m in quoted else ""))
-                    self.records.append({"table": table_id, "protocol": name, "label_count": g,
-                                         "row_key": "lefed_minus_bcp", "metric": m, "mean": round(d, 4),
-                                         "paper": quoted.get(m, ""), "run_dirs": ""})
-                cells += [""] * (len(refs) + 1)
-            md_rows.append(["LeFeD − BCP", ""] + cells)
-            tex_rows.append(["LeFeD − BCP", ""] + cells)
+                rows.append([self.suite.row_label(row), scans] + cells(row, latex, True))
+        md_rows += diff_rows
+        tex_rows += diff_rows
+        if self.suite.beyond:
+            blank = [""] * (len(header) - 1)
+            md_rows.append(["*Beyond the paper*"] + blank)
+            tex_rows.append(["Beyond the paper"] + blank)
+        for row in self.suite.beyond:
+            scans = " · ".join(f"{c[0]} / {c[1]}" for g in groups if (c := split[(row, g)]))
+            for latex, rows in ((False, md_rows), (True, tex_rows)):
+                rows.append([self.suite.row_label(row), scans] + cells(row, latex, False))
         pct = ", ".join(groups)
-        n_other = len([r for r in self.suite.spec["methods"]
-                       if r not in ("vnet_lower", "vnet_upper", "lefed", "lefed_official")])
+        n_other = len([r for r in self.suite.ranked_rows() if r != self.suite.proposed])
         title = f"{'[demo] ' if self.suite.demo else ''}Table {table or name}: Performance comparison with " \
                 f"{n_other} methods on the {what}, using {pct} labeled scans"
-        extra = []
-        if name == "pancreas_mcnet":
-            extra.append("Paper column warning: the paper's Table I mixes protocols (its BCP 20 % row is BCP's "
-                         "CoraNet-protocol result); all our rows use pancreas_mcnet.")
-        if name not in DATASET_TABLES:
+        extra = list(spec.table.notes)
+        if not spec.table.number:
             extra.append(f"Dataset {name!r} has no published values (no paper column).")
+        if self.suite.beyond:
+            extra.append("Beyond the paper: " + ", ".join(map(self.suite.row_label, self.suite.beyond))
+                         + " came after the paper's comparison; no paper column and no best marking; in "
+                         "parentheses their own published value (benchmarks/report/data/published_values.csv: "
+                         "o the method's repository, t third-party) under the method's own protocol and "
+                         "checkpoint selection, and Δ = ours − published.")
         if refs:
             cfg = self.statistics()
             extra.append(f"Δ Dice vs a reference row: mean per-case difference (row − reference; per-case Dice pooled "
@@ -505,7 +542,9 @@ class TableBuilder:
                          f"({cfg['resamples']} resamples, seed {cfg['seed']}); * Holm-adjusted two-sided Wilcoxon "
                          f"signed-rank p < {cfg['alpha']} across the rows; p-values in {stats_stem(stem)}.csv and "
                          f"the table CSV.")
-        footer = self.footer([name], pct + " labeled (vnet_upper: all)", extra)
+        fixed = "".join(f" ({r}: {self.suite.row(r).labels})" for r in self.suite.spec["methods"]
+                        if self.suite.row(r).labels)
+        footer = self.footer([name], pct + " labeled" + fixed, extra)
         self.write(out, stem, title, header, md_rows, tex_rows, footer, self.records[start:])
 
     # ----- Tables IV-VI ---------------------------------------------------------------------------------------
@@ -514,16 +553,16 @@ class TableBuilder:
         present = {d["name"] for d in self.suite.datasets()}
         if block == "ablation":
             table, stem = "IV", "table_IV_ablation"
-            rows = [(r, ABLATION_LABELS[r], f"lefed-abl_{r}") for r in spec["rows"]]
-            title = "Table IV: Ablation study of LeFeD's components"
+            rows = [(r, ABLATION_LABELS[r], f"{self.suite.proposed}-abl_{r}") for r in spec["rows"]]
+            title = f"Table IV: Ablation study of {self.suite.row_label(self.suite.proposed)}'s components"
         elif block == "t_sweep":
             table, stem = "V", "table_V_passes"
-            rows = [(f"t{v}", f"t = {v}", f"lefed-t{v}") for v in spec["values"]]
+            rows = [(f"t{v}", f"t = {v}", f"{self.suite.proposed}-t{v}") for v in spec["values"]]
             title = "Table V: Passes per sample t"
         else:
             from .suites import _fmt_lambda
             table, stem = "VI", "table_VI_lambda"
-            rows = [(f"lam{_fmt_lambda(v)}", f"λ = {_fmt_lambda(v)}", f"lefed-lam{_fmt_lambda(v)}")
+            rows = [(f"lam{_fmt_lambda(v)}", f"λ = {_fmt_lambda(v)}", f"{self.suite.proposed}-lam{_fmt_lambda(v)}")
                     for v in spec["values"]]
             title = "Table VI: Discrepancy weight λ"
         if self.suite.demo:
@@ -560,7 +599,7 @@ class TableBuilder:
         for run in self.suite.runs:
             s = self.results.summary(run.path)
             wall, steps = run_compute(self.results.root / run.path / "log.csv")
-            last = self.results.root / run.path / "eval_final" / "summary.json"
+            last = self.results.root / run.path / EVAL_FINAL / "summary.json"
             last_dice = json.loads(last.read_text()).get("dice_mean") if last.is_file() else None
             prov = s.get("provenance", {})
             rows.append({

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import RunConfig
+from ..config.dataset import load_dataset
 from ..data.cases import Case, CaseStore
-from ..data.layouts import get_layout
+from ..data.layouts import Layout, get_layout
 from ..data.splits import Split, make_split
 from ..data.synthetic import generate_synthetic
 
@@ -21,8 +22,14 @@ def data_root(config: RunConfig) -> Path:
     return root
 
 
+def run_layout(config: RunConfig) -> Layout:
+    """``config.layout``: the one its dataset's YAML declares under that name, else a built-in layout."""
+    declared = load_dataset(config.dataset).layout
+    return declared if declared.name == config.layout else get_layout(config.layout)
+
+
 def load_split(config: RunConfig) -> Split:
-    layout = get_layout(config.layout)
+    layout = run_layout(config)
     train, test = layout.read_lists(data_root(config))
     validation = config.validation if config.selection == "heldout" else 0
     return make_split(train, test, config.labels, validation, config.labeled_file, config.unlabeled_file)
@@ -44,7 +51,7 @@ def load_training_cases(config: RunConfig, split: Split, need_unlabeled: bool, p
 
     The test cases are read and validated too (and not kept), so that a broken one stops the run before training.
     """
-    layout, root = get_layout(config.layout), data_root(config)
+    layout, root = run_layout(config), data_root(config)
     ids = [*split.labeled, *(split.unlabeled if need_unlabeled else ()), *split.validation]
     store = CaseStore.load(layout, root, ids, require_foreground=False, source=f"training list of {root}",
                            progress=progress)
@@ -59,7 +66,7 @@ def load_training_cases(config: RunConfig, split: Split, need_unlabeled: bool, p
 
 
 def load_test_cases(config: RunConfig, split: Split, progress: bool) -> list[Case]:
-    layout, root = get_layout(config.layout), data_root(config)
+    layout, root = run_layout(config), data_root(config)
     store = CaseStore.load(layout, root, split.test, source=f"test list of {root}", progress=progress)
     return [store[i] for i in split.test]
 

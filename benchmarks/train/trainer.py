@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from methods.base import Batch, OptimizerSpec, Options, RunInfo, Stage, TrainingData
 
-from ..config import RunConfig, config_hash, load_config
+from ..config import RunConfig, config_hash, dataset_info, load_config
 from ..config.coerce import to_dict
 from ..config.record import RECORD, read_record, write_record
 from ..config.schema import OPERATIONAL_KEYS
@@ -40,6 +40,7 @@ from ..errors import CheckpointError, ConfigError, TrainingDiverged
 from ..evaluate.inference import Inferer
 from ..evaluate.metrics import case_metrics
 from ..io import remove_temp_files, write_json
+from ..rundir import BEST, FINAL, LATEST, SNAPSHOTS, STATUS, TEST_BEST, snapshot_name, stage_best
 from ..runtime import architecture, build_method, resolve_device
 from .checkpoint import load_checkpoint, save_checkpoint
 from .context import HarnessContext
@@ -49,14 +50,8 @@ from .provenance import provenance
 from .schedules import learning_rate
 from .speed import WaitClock, prepare_networks, training_batches
 
-LATEST, FINAL, BEST = "checkpoint_latest.pt", "checkpoint_final.pt", "checkpoint_best.pt"
-#: The best checkpoint on the test set (``selection: test_best``): an oracle, never a held-out selection.
-TEST_BEST = "checkpoint_test_best.pt"
 #: Selection modes that keep a best checkpoint, and the cases each selects on.
 SELECTING = {"heldout": "validation", "test_best": "test"}
-SNAPSHOTS = "snapshots"
-#: The outcome of a training: ``{"status": "completed" | "failed", ...}`` (the workflow's train target).
-STATUS = "status.json"
 
 
 def prepare_run_dir(run_dir: Path, config: RunConfig) -> str:
@@ -123,7 +118,8 @@ class Trainer:
         """
         config = self.config
         split = load_split(config)
-        self.stages = self._plan(RunInfo(len(split.labeled), len(split.unlabeled), config.iterations, config.budget))
+        self.stages = self._plan(RunInfo(len(split.labeled), len(split.unlabeled), config.iterations, config.budget,
+                                          dataset_info(config)))
         need_unlabeled = any(self._batch_sizes(s)[1] > 0 for s in self.stages)
         cases = load_training_cases(config, split, need_unlabeled, self.progress)
         self.run_hash = prepare_run_dir(self.run_dir, config)
@@ -146,7 +142,7 @@ class Trainer:
             "resumed_from": {"stage": stage_index, "iteration": start} if (stage_index or start) else None,
             "empty_label_cases": cases.empty_labels,
             "casts": cases.casts,
-            **provenance(self.device),
+            **provenance(self.device, config.amp),
         })
         position = (stage_index, start)
         log = CsvLog(self.run_dir / "log.csv", keep=lambda row: _position(row) < position)
@@ -199,7 +195,7 @@ class Trainer:
     def _best_path(self, index: int) -> Path:
         last = index == len(self.stages) - 1
         best = TEST_BEST if self.config.selection == "test_best" else BEST
-        return self.run_dir / (best if last else f"{best.removesuffix('.pt')}_{self.stages[index].name}.pt")
+        return self.run_dir / (best if last else stage_best(self.stages[index].name, best))
 
     def _start_stage(self, index: int) -> None:
         """Hand-over into stage ``index``: restore the previous stage's selection, reset optimisers, hook."""
@@ -319,7 +315,7 @@ class Trainer:
     def _snapshot(self, index: int, done: int) -> None:
         """Weights after ``done`` iterations of stage ``index`` (no optimiser state), for feature figures."""
         state = {key: value for key, value in self._state(index, done).items() if key not in ("optimizers", "scalers")}
-        save_checkpoint(self.run_dir / SNAPSHOTS / f"{self.stages[index].name}_{done:06d}.pt", state)
+        save_checkpoint(self.run_dir / SNAPSHOTS / snapshot_name(self.stages[index].name, done), state)
 
     def _record_divergence(self, exc: TrainingDiverged) -> TrainingDiverged:
         """Write the ``failed`` status (where, which terms, the last good checkpoint); the error to raise."""

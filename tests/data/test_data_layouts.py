@@ -2,12 +2,13 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.data.layouts import LAYOUTS, get_layout, read_id_list, write_id_list
+from benchmarks.config.dataset import layouts
+from benchmarks.data.layouts import get_layout, read_id_list, write_id_list
 from benchmarks.errors import ConfigError, DataError
 
 
 def test_known_layouts_and_unknown_name():
-    assert set(LAYOUTS) == {"la", "pancreas_mcnet", "pancreas_coranet", "prepared"}
+    assert set(layouts()) == {"la", "pancreas_mcnet", "pancreas_coranet", "prepared"}
     with pytest.raises(ConfigError, match="known layouts: la, pancreas_coranet, pancreas_mcnet, prepared"):
         get_layout("LA")
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
+import yaml
 from scipy.ndimage import binary_erosion, gaussian_filter, generate_binary_structure
 from scipy.spatial import cKDTree
 
-from benchmarks.config import nsd_tolerance
+from benchmarks.config import config_hash, load_config
+from benchmarks.config.dataset import DATASETS_DIR, load_dataset
 from benchmarks.errors import ConfigError
 from benchmarks.evaluate.metrics import case_metrics
 
@@ -87,7 +92,21 @@ def test_empty_masks(policy: str) -> None:
     assert "nsd" not in case_metrics(empty, gt, empty_policy=policy)
 
 
-def test_bad_tolerance_and_protocol_values() -> None:
+def test_bad_tolerance_and_protocol_values(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="NSD tolerance"):
         case_metrics(_plate(3), _plate(3), nsd_tolerance=-1.0)
-    assert nsd_tolerance("la") == 2.0 and nsd_tolerance("pancreas_mcnet") == 3.0 and nsd_tolerance("lung") == 2.0
+    tolerance = {name: load_dataset(name).nsd_tolerance_mm for name in ("la", "pancreas_mcnet", "lung")}
+    assert tolerance == {"la": 2.0, "pancreas_mcnet": 3.0, "lung": 2.0}
+    data = yaml.safe_load((DATASETS_DIR / "synthetic.yaml").read_text())
+    path = tmp_path / "dataset.yaml"
+    for value in (-1.0, "wide"):
+        path.write_text(yaml.safe_dump({**data, "nsd_tolerance_mm": value}))
+        with pytest.raises(ConfigError, match=r"dataset\.yaml: invalid value .* for 'nsd_tolerance_mm'"):
+            load_dataset(str(path))
+    hashes = []
+    for value in (1.0, 5.0, None):  # scoring only: no part of the run's configuration
+        path.write_text(yaml.safe_dump({**data, "nsd_tolerance_mm": value}))
+        os.utime(path, ns=(len(hashes), len(hashes)))
+        assert load_dataset(str(path)).nsd_tolerance_mm == value
+        hashes.append(config_hash(load_config({"dataset": str(path)})[0]))
+    assert len(set(hashes)) == 1

@@ -26,6 +26,7 @@ demo: false
 datasets:
   - {name: lung, data_root: "{data_root}/Lung", labels: [10]}
 methods: [vnet_lower]
+rows: {vnet_lower: {method: vnet, ranked: false}}
 seeds: [1337]
 """
 

@@ -83,7 +83,10 @@ def test_compare_rows_against_reference() -> None:
 
 
 def test_references_of_a_suite() -> None:
-    assert references({"methods": ["vnet_lower", "lefed"]}) == ["lefed"]  # default BCP is not a row: skipped
+    assert references({"methods": ["vnet_lower", "lefed"], "proposed": "lefed"}) == ["lefed"]  # default: proposed
+    assert references({"methods": ["vnet_lower", "uamt"], "proposed": "lefed"}) == []  # proposed not a row
     assert references({"methods": ["uamt", "bcp"], "statistics": {"references": ["bcp"]}}) == ["bcp"]
+    assert references({"methods": ["uamt", "bcp"], "beyond": ["caml"], "proposed": "bcp",
+                       "statistics": {"references": ["caml", "uamt"]}}) == ["caml", "uamt"]
     with pytest.raises(ConfigError, match="statistics.references: lefed"):
         references({"name": "x", "methods": ["uamt"], "statistics": {"references": ["lefed"]}})

@@ -17,12 +17,15 @@ from benchmarks.report.suites import load_suite
 from benchmarks.report.tables import build_tables
 
 CASES = ["a", "b", "c", "d", "e", "f"]
-#: Per-case Dice per row and seed; LeFeD is 3 points above BCP on every case, V-Net far below.
+#: Per-case Dice per row and seed; LeFeD is 3 points above BCP on every case, V-Net far below; CAML is a row
+#: beyond the paper.
 DICE = {
     "vnet_lower": {1337: [50, 55, 40, 60, 45, 52], 1338: [52, 53, 42, 58, 47, 50]},
     "bcp": {1337: [80, 82, 75, 90, 70, 85], 1338: [82, 80, 77, 88, 72, 83]},
     "lefed": {1337: [83, 85, 78, 93, 73, 88], 1338: [85, 83, 80, 91, 75, 86]},
+    "caml": {1337: [84, 83, 79, 92, 74, 86], 1338: [84, 85, 79, 90, 74, 88]},
 }
+MAIN, BEYOND = ["vnet_lower", "bcp", "lefed"], ["caml"]
 
 
 def _fake_suite(tmp_path: Path, kind: str) -> tuple[Path, object]:
@@ -30,7 +33,8 @@ def _fake_suite(tmp_path: Path, kind: str) -> tuple[Path, object]:
     data.mkdir(parents=True)
     (data / "test.list").write_text("x\n")
     spec = {"name": "fake", "datasets": [{"name": "la", "data_root": str(data), "labels": [8]}],
-            "methods": list(DICE), "seeds": [1337, 1338],
+            "methods": MAIN, "beyond": BEYOND, "seeds": [1337, 1338],
+            "rows": {"vnet_lower": {"method": "vnet", "label": "V-Net (labeled only)", "ranked": False}},
             "statistics": {"references": ["lefed", "bcp"], "resamples": 2000, "seed": 3}}
     (tmp_path / "fake.yaml").write_text(yaml.safe_dump(spec))
     suite = load_suite(tmp_path / "fake.yaml")
@@ -66,10 +70,13 @@ def test_paired_statistics_nsd_checkpoint_and_compute(tmp_path: Path) -> None:
     nsd = table[(table.row_key == "lefed") & (table.metric == "nsd")].iloc[0]
     assert nsd["mean"] == pytest.approx(np.mean(_pooled("lefed")) - 1) and nsd.nsd_tolerance_mm == 2.0
     dice = table[table.metric == "dice"].set_index("row_key")
-    assert (dice.loc[["vnet_lower", "bcp"], "reference"] == "lefed").all()
-    raw = [sp.wilcoxon(_pooled(r) - _pooled("lefed")).pvalue for r in ("vnet_lower", "bcp")]
-    assert dice.loc[["vnet_lower", "bcp"], "p_value"].tolist() == pytest.approx(raw)
-    assert dice.loc[["vnet_lower", "bcp"], "p_holm"].tolist() == pytest.approx(holm(raw))
+    others = ["vnet_lower", "bcp", "caml"]  # the row beyond the paper is compared too
+    assert (dice.loc[others, "reference"] == "lefed").all()
+    raw = [sp.wilcoxon(_pooled(r) - _pooled("lefed")).pvalue for r in others]
+    assert dice.loc[others, "p_value"].tolist() == pytest.approx(raw)
+    assert dice.loc[others, "p_holm"].tolist() == pytest.approx(holm(raw))
+    caml = table[(table.row_key == "caml") & (table.metric == "nsd")].iloc[0]
+    assert caml["mean"] == pytest.approx(np.mean(_pooled("caml")) - 1) and caml.checkpoint == "heldout_best"
     assert dice.loc["bcp", "diff_mean"] == pytest.approx(-3.0)
     assert dice.loc["bcp", "diff_ci_low"] == dice.loc["bcp", "diff_ci_high"] == pytest.approx(-3.0)  # constant
     assert (table[table.run_dirs.notna()].checkpoint == "heldout_best").all()  # cells, not derived rows
@@ -78,12 +85,14 @@ def test_paired_statistics_nsd_checkpoint_and_compute(tmp_path: Path) -> None:
     assert dice.loc["lefed", "device_hours"] == pytest.approx(sum(hours), abs=1e-5)
     assert dice.loc["lefed", "wall_hours_per_run"] == pytest.approx(np.mean(hours), abs=1e-5)
     both = pd.read_csv(tables / "table_III_la_stats.csv")
-    assert set(zip(both.reference, both.row)) == {("lefed", "vnet_lower"), ("lefed", "bcp"), ("bcp", "vnet_lower"),
-                                                   ("bcp", "lefed")}
+    assert set(zip(both.reference, both.row)) == {("lefed", "vnet_lower"), ("lefed", "bcp"), ("lefed", "caml"),
+                                                   ("bcp", "vnet_lower"), ("bcp", "lefed"), ("bcp", "caml")}
     assert (both.resamples == 2000).all() and (both.seed == 3).all()
     md = (tables / "table_III_la.md").read_text()
     assert "Δ Dice vs LeFeD [95 % CI]" in md and "Δ Dice vs BCP [95 % CI]" in md and "NSD (%)" in md
     assert "| ref |" in md and "−3.00 [−3.00, −3.00]" in md and "+3.00 [+3.00, +3.00]" in md
+    caml_line = next(line for line in md.splitlines() if line.startswith("| CAML"))
+    assert caml_line.count(" [") == 2 and "(published " in caml_line and "**" not in caml_line  # CIs, no bold
     assert "Checkpoint shown: held-out best" in md and "NSD: surface Dice at 2.0 mm" in md and "†" not in md
     runs = pd.read_csv(tables / "runs.csv")
     assert {"checkpoint_kind", "device_hours", "nsd", "dice_last"} <= set(runs.columns)

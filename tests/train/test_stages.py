@@ -69,7 +69,7 @@ class TwoStage(Method):
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> type[TwoStage]:
-    monkeypatch.setitem(methods._REGISTRY, TwoStage.name, TwoStage)
+    monkeypatch.setitem(methods.registry._REGISTRY, TwoStage.name, TwoStage)
     return TwoStage
 
 

@@ -23,4 +23,4 @@ rule bench:
         "results/logs/bench/{dataset}.log",
     shell:
         "OMP_NUM_THREADS={threads} sslbench bench --dataset {wildcards.dataset} --data-root {params.data_root}"
-        " --method lefed vnet --out {params.out} > {log} 2>&1"
+        " --out {params.out} > {log} 2>&1"

@@ -4,9 +4,10 @@ import os
 import shlex
 
 import yaml
+from benchmarks.config.dataset import load_dataset
 from benchmarks.report.artifacts import figure_names, table_names
-from benchmarks.config import dataset_defaults
-from benchmarks.report.suites import MARKER_FILES, load_suite, suite_file
+from benchmarks.report.suites import load_suite, suite_file
+from benchmarks.rundir import STATUS, suite_run
 
 
 SUITE_FILE = str(suite_file(config["suite"]))
@@ -25,9 +26,19 @@ SUITE = load_suite(
     only=[_only] if isinstance(_only, str) else _only,
     pending=RAW,
 )
-#: Dataset -> its data root, for the datasets of this suite that are prepared from raw data.
-PREPARED = {run.dataset: run.data_root for run in SUITE.runs if run.dataset in RAW}
+
+
+def dataset_marker(run):
+    """The file whose presence marks the run's dataset complete (written last by `sslbench prepare`)."""
+    return f"{run.data_root}/{load_dataset(run.dataset_file or run.dataset).marker_file}"
+
+
+#: Dataset -> its marker file, for the datasets of this suite that are prepared from raw data.
+PREPARED = {run.dataset: dataset_marker(run) for run in SUITE.runs if run.dataset in RAW}
 NAME = SUITE.name
+#: A suite run's directory, in the wildcards of the rules.
+RUN_DIR = suite_run("{suite}", "{dataset}", "{key}", "{labels}", "{seed}")
+PROPOSED = SUITE.proposed
 RUNS = {run.path: run for run in SUITE.runs}
 SYNTH = {d["name"]: d for d in SUITE.datasets() if d["name"] == "synthetic"}
 COMPLEXITY_METHODS = sorted({run.method for run in SUITE.runs})
@@ -43,27 +54,21 @@ SUITE_ARGS = f"--data-root {config.get('data_root', 'data')}" + (" --skip-missin
 
 wildcard_constraints:
     suite="[A-Za-z0-9_-]+",
-    dataset="[a-z_]+",
+    dataset="[A-Za-z0-9_]+",
     key="[A-Za-z0-9_.+-]+",
     labels="[0-9a-z%]+",
     seed="[0-9]+",
 
 
 def run_of(wildcards):
-    path = f"results/runs/{wildcards.suite}/{wildcards.dataset}/{wildcards.key}/labels{wildcards.labels}/seed{wildcards.seed}"
-    return RUNS[path]
-
-
-def dataset_marker(dataset, root):
-    """The list file whose presence marks a complete dataset (written last by `sslbench prepare`)."""
-    return f"{root}/{MARKER_FILES.get(dataset, 'test.list')}"
+    return RUNS[suite_run(wildcards.suite, wildcards.dataset, wildcards.key, wildcards.labels, wildcards.seed)]
 
 
 def dataset_input(wildcards):
     """Synthetic data and data prepared from `raw` are made by rules; other real data is checked when the
     suite is loaded."""
     run = run_of(wildcards)
-    return [dataset_marker(run.dataset, run.data_root)] if run.dataset == "synthetic" or run.dataset in PREPARED else []
+    return [dataset_marker(run)] if run.dataset == "synthetic" or run.dataset in PREPARED else []
 
 
 def summaries(wildcards=None):
@@ -76,26 +81,24 @@ def final_summaries(wildcards=None):
 
 
 def train_logs(wildcards=None):
-    return [f"{path}/status.json" for path in RUNS]
+    return [f"{path}/{STATUS}" for path in RUNS]
 
 
 def predictions(wildcards=None):
     qual = SUITE.spec.get("qualitative")
-    if not qual or "lefed" not in SUITE.spec["methods"]:
+    if not qual or PROPOSED not in SUITE.spec["methods"]:
         return []
     out = []
     seed = SUITE.spec.get("seeds", [1337])[0]
     for d in SUITE.datasets():
         labels = d["labels"][0] if qual.get("labels", "first") == "first" else qual["labels"]
-        for row in SUITE.spec["methods"]:
-            if row in ("vnet_lower", "vnet_upper", "lefed_official"):
-                continue
+        for row in SUITE.qualitative_rows():
             out.append(os.path.join(SUITE.find(d["name"], row, str(labels), seed), "predictions.npz"))
     return out
 
 
 def bench_data_root(wildcards):
     """Real datasets live under config's data_root in their protocol's folder (e.g. /data/LA)."""
-    folder = os.path.basename(dataset_defaults(wildcards.dataset)["data_root"])
+    folder = os.path.basename(load_dataset(wildcards.dataset).run["data_root"])
     root = "data" if wildcards.dataset == "synthetic" else config.get("data_root", "data")
     return f"{root}/{folder}"

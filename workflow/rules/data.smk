@@ -20,7 +20,7 @@ rule synth:
         " --seed {params.seed} > {log} 2>&1"
 
 
-for _dataset, _root in PREPARED.items():
+for _dataset, _marker in PREPARED.items():
 
     rule:
         name:
@@ -28,7 +28,7 @@ for _dataset, _root in PREPARED.items():
         input:
             RAW[_dataset],
         output:
-            dataset_marker(_dataset, _root),
+            _marker,
         params:
             dataset=_dataset,
             out=lambda wildcards, output: os.path.dirname(output[0]),

@@ -26,7 +26,7 @@ rule tables:
 
 rule features:
     input:
-        lambda wildcards: f"{SUITE.feature_run()}/status.json",
+        lambda wildcards: f"{SUITE.feature_run()}/{STATUS}",
     output:
         SUITE.features_file(),
     params:

@@ -11,7 +11,7 @@ rule train:
     input:
         dataset_input,
     output:
-        "results/runs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/status.json",
+        f"{RUN_DIR}/{STATUS}",
     params:
         args=lambda wc: run_of(wc).train_args(),
         run_dir=subpath(output[0], parent=True),
@@ -32,10 +32,10 @@ rule train:
 
 rule evaluate:
     input:
-        "results/runs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/status.json",
+        f"{RUN_DIR}/{STATUS}",
     output:
-        "results/runs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/eval/summary.json",
-        "results/runs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/eval/per_case.csv",
+        f"{RUN_DIR}/eval/summary.json",
+        f"{RUN_DIR}/eval/per_case.csv",
     params:
         run_dir=subpath(input[0], parent=True),
     threads: 1
@@ -55,10 +55,10 @@ rule evaluate:
 # The last checkpoint of every run, scored beside the selected one (the "last vs best" figures).
 rule evaluate_final:
     input:
-        "results/runs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/status.json",
+        f"{RUN_DIR}/{STATUS}",
     output:
-        "results/runs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/eval_final/summary.json",
-        "results/runs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/eval_final/per_case.csv",
+        f"{RUN_DIR}/eval_final/summary.json",
+        f"{RUN_DIR}/eval_final/per_case.csv",
     params:
         run_dir=subpath(input[0], parent=True),
     threads: 1
@@ -77,10 +77,10 @@ rule evaluate_final:
 
 rule predict:
     input:
-        ckpt="results/runs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/status.json",
-        ref="results/runs/{suite}/{dataset}/lefed/labels{labels}/seed{seed}/eval/per_case.csv",
+        ckpt=f"{RUN_DIR}/{STATUS}",
+        ref=lambda wc: f"{suite_run(wc.suite, wc.dataset, PROPOSED, wc.labels, wc.seed)}/eval/per_case.csv",
     output:
-        "results/runs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/predictions.npz",
+        f"{RUN_DIR}/predictions.npz",
     params:
         run_dir=subpath(input.ckpt, parent=True),
         cases=lambda wc: SUITE.spec.get("qualitative", {}).get("cases", 2),
