@@ -6,19 +6,16 @@ Each test runs `snakemake` in a temporary working directory (`--directory`), so 
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 from prepare.rawdata import make_msd
+from workflows import BIN, REPO, small_suite, workflow_env
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.skipif(shutil.which("snakemake", path=str(BIN)) is None and shutil.which("snakemake") is None,
                                 reason="snakemake not installed")
 
@@ -36,29 +33,13 @@ class ThrowAway(SupervisedVNet):
 '''
 
 
-def _env(extra_path: Path | None = None) -> dict[str, str]:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "OMP_NUM_THREADS": "1"}
-    if extra_path is not None:
-        env["PYTHONPATH"] = os.pathsep.join([str(extra_path), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    return env
-
-
 def snakemake(workdir: Path, *args: str, env: dict[str, str] | None = None, check: bool = True,
               **kw) -> subprocess.CompletedProcess:
     cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2", *args]
-    proc = subprocess.run(cmd, check=False, env=env or _env(), capture_output=True, text=True, **kw)
+    proc = subprocess.run(cmd, check=False, env=env or workflow_env(), capture_output=True, text=True, **kw)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
     return proc
-
-
-def small_suite(folder: Path, name: str, methods: list[str], **update: object) -> None:
-    """The smoke suite reduced to the main table's ``methods``, renamed ``name``; written to ``folder/name.yaml``."""
-    spec = yaml.safe_load((REPO / "benchmarks/config/suites/smoke.yaml").read_text())
-    for key in ("ablation", "t_sweep", "lambda_sweep", "encodings", "qualitative", "feature_snapshots"):
-        spec.pop(key)
-    spec.update(name=name, methods=methods, **update)
-    (folder / f"{name}.yaml").write_text(yaml.safe_dump(spec))
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +133,7 @@ def test_throwaway_method_appears_in_tables(tmp_path: Path) -> None:
     plugin.mkdir()
     (plugin / "sitecustomize.py").write_text(TOY)  # registers `toy` in every Python process of the run
     small_suite(tmp_path, "toy", ["vnet_lower", "toy"])
-    snakemake(tmp_path, "--config", "suite=toy.yaml", env=_env(plugin))
+    snakemake(tmp_path, "--config", "suite=toy.yaml", env=workflow_env(plugin))
     table = pd.read_csv(tmp_path / "results/tables/toy/table_synthetic.csv")
     assert list(table.row_key.unique()) == ["vnet_lower", "toy"]
     assert "| toy |" in (tmp_path / "results/tables/toy/table_synthetic.md").read_text()
@@ -213,7 +194,7 @@ def test_killed_training_resumes(tmp_path: Path) -> None:
     plugin = tmp_path / "plugin"
     plugin.mkdir()
     (plugin / "sitecustomize.py").write_text(INTERRUPT)
-    failed = snakemake(tmp_path, "--config", "suite=resume.yaml", "--", target, env=_env(plugin), check=False)
+    failed = snakemake(tmp_path, "--config", "suite=resume.yaml", "--", target, env=workflow_env(plugin), check=False)
     assert failed.returncode != 0
     assert (run / "checkpoint_latest.pt").is_file() and not (run / "checkpoint_final.pt").is_file()
     assert len(pd.read_csv(run / "log.csv")) == 22
@@ -296,7 +277,7 @@ def test_nnunet_dataset_named_with_digits_runs_end_to_end(tmp_path: Path) -> Non
     data = tmp_path / "data"
     subprocess.run([str(BIN / "sslbench"), "prepare", "nnunet", "--raw", str(raw), "--out", str(data / "kits19"),
                     "--name", "kits19", "--set", "margin=1", "--set", "minimum=4", "--no-progress"],
-                   check=True, env=_env(), capture_output=True)
+                   check=True, env=workflow_env(), capture_output=True)
     assert yaml.safe_load((data / "kits19" / "dataset.yaml").read_text())["name"] == "kits19"
     smoke = yaml.safe_load((REPO / "benchmarks/config/suites/smoke.yaml").read_text())
     sets = [s for s in smoke["set"] if not s.startswith(("patch=", "eval.", "iterations=", "val_every=", "checkpoint_every="))]

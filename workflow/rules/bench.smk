@@ -13,7 +13,7 @@ rule bench:
         out=subpath(output.csv, parent=True),
     threads: 4
     resources:
-        gpu=1,
+        gpu=GPUS,
         gpu_mem_mb=80000,
         mem_mb=32000,
         runtime=180,

@@ -45,6 +45,8 @@ COMPLEXITY_METHODS = sorted({run.method for run in SUITE.runs})
 TABLES_DONE = f"results/tables/{NAME}/tables.done"
 FIGURES_DONE = f"figures/{NAME}/figures.done"
 GPU_MEM_MB = config.get("gpu_mem_mb", 12000)
+#: GPUs each GPU job (train, evaluate, predict, features, bench) asks for (`gpu` resource, `--gpus` on SLURM).
+GPUS = config.get("gpus_per_job", 1)
 #: The software of every rule (used with --use-conda / --sdm conda).
 ENV = "../../environment.yml"
 #: Options that make `sslbench tables/figures` expand the suite exactly as this workflow did.

@@ -33,7 +33,7 @@ rule features:
         run_dir=lambda wildcards, input: os.path.dirname(input[0]),
     threads: 1
     resources:
-        gpu=1,
+        gpu=GPUS,
         gpu_mem_mb=4000,
     conda:
         ENV

@@ -17,9 +17,9 @@ rule train:
         run_dir=subpath(output[0], parent=True),
     threads: 1
     resources:
-        gpu=1,
+        gpu=GPUS,
         gpu_mem_mb=GPU_MEM_MB,
-        mem_mb=16000,
+        mem_mb=32000,
         runtime=24 * 60,
     conda:
         ENV
@@ -40,7 +40,7 @@ rule evaluate:
         run_dir=subpath(input[0], parent=True),
     threads: 1
     resources:
-        gpu=1,
+        gpu=GPUS,
         gpu_mem_mb=4000,
         mem_mb=16000,
         runtime=120,
@@ -63,7 +63,7 @@ rule evaluate_final:
         run_dir=subpath(input[0], parent=True),
     threads: 1
     resources:
-        gpu=1,
+        gpu=GPUS,
         gpu_mem_mb=4000,
         mem_mb=16000,
         runtime=120,
@@ -86,7 +86,7 @@ rule predict:
         cases=lambda wc: SUITE.spec.get("qualitative", {}).get("cases", 2),
     threads: 1
     resources:
-        gpu=1,
+        gpu=GPUS,
         gpu_mem_mb=4000,
     conda:
         ENV
