@@ -263,7 +263,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="score a run's checkpoint on its test cases")
     p.add_argument("run_dir", help="run directory written by 'sslbench train'")
-    p.add_argument("--checkpoint", default="auto", help="auto, best, final or a path (default: %(default)s)")
+    p.add_argument("--checkpoint", default="auto", help="auto, best, final, test_best or a path (default: %(default)s)")
     p.add_argument("--data-root", dest="data_root", help="dataset root, if moved since training")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override eval.* or device")
     p.add_argument("--out", help="output directory (default: <run>/eval)")

@@ -11,6 +11,8 @@ dataset by its ``dataset.json``. Keys:
 - ``table``: the main table of the dataset: ``number`` (the paper's table; none: no published values),
   ``stem`` (file stem, default ``table_<name>``), ``title`` (default ``<name> dataset``), ``notes`` (footer lines);
 - ``prepare``: how to make the dataset, named in the error when its files are missing;
+- ``nsd_tolerance_mm``: the protocol's NSD (surface Dice) tolerance in mm, a number >= 0; scoring only, so in
+  no run configuration or hash (none: NSD is not scored);
 - ``run``: run-configuration defaults (``data_root``, ``labels``, ``patch``, ``eval``, ...) below a method's
   recipe; ``layout`` is the layout's name, ``data_root`` defaults to the folder of a file given by path.
 
@@ -22,11 +24,11 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from methods.base import DatasetInfo
+from methods.base import DatasetInfo, NonNegative
 
 from ..data.layouts import Layout
 from ..errors import ConfigError
@@ -55,6 +57,7 @@ class DatasetSpec:
     marker: str | None = None
     table: TableSpec = field(default_factory=TableSpec)
     prepare: str = ""
+    nsd_tolerance_mm: NonNegative | None = None
     run: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -116,7 +119,7 @@ def _load(path: str, mtime_ns: int, builtin: bool) -> DatasetSpec:
     run = dict(spec.run)
     if not builtin:
         run.setdefault("data_root", str(Path(path).parent))
-    return DatasetSpec(spec.layout, name, spec.family, spec.marker, spec.table, spec.prepare, run)
+    return replace(spec, name=name, run=run)
 
 
 @functools.cache

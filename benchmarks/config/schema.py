@@ -76,7 +76,9 @@ class RunConfig:
     labels: str = "8"
     labeled_file: str | None = None
     unlabeled_file: str | None = None
-    selection: Literal["heldout", "last"] = "heldout"
+    #: ``heldout``: best on held-out training cases (default); ``last``: final checkpoint; ``test_best``
+    #: (literature mode): best Dice on the test set, an optimistic oracle (``protocols.md`` section 10).
+    selection: Literal["heldout", "last", "test_best"] = "heldout"
     validation: NonNegativeInt = 0
     val_every: PositiveInt = 200
     val_start: Fraction = 0.2

@@ -30,12 +30,13 @@ def evaluate_cases(
     inferer: Inferer,
     empty_policy: str = "penalty",
     progress: bool = True,
+    nsd_tolerance: float | None = None,
 ) -> pd.DataFrame:
     """``inferer``'s mask (sliding window, optional LCC) and metrics for every case, in the order given.
 
     ``predict`` maps ``(B, 1, *window)`` to logits ``(B, K, *window)`` (see :func:`~.inference.sliding_window`).
     Returns one row per case with the columns :data:`COLUMNS`: Dice and Jaccard in percent, ASD and 95HD
-    in voxels and in mm, ``empty_pred`` 0/1.
+    in voxels and in mm, NSD in percent at ``nsd_tolerance`` mm (blank when ``None``), ``empty_pred`` 0/1.
     """
     check_empty_policy(empty_policy)
     rows = []
@@ -44,7 +45,7 @@ def evaluate_cases(
         if np.shape(image)[-3:] != np.shape(label):
             raise DataError(f"case {case_id}: image {np.shape(image)} and label {np.shape(label)} differ in shape")
         mask = inferer.segment(predict, image)
-        rows.append({"case": case_id, **case_metrics(mask, label, spacing, empty_policy)})
+        rows.append({"case": case_id, **case_metrics(mask, label, spacing, empty_policy, nsd_tolerance)})
         bar.set_postfix(case=case_id, dice=f"{rows[-1]['dice']:.2f}")
     return pd.DataFrame(rows, columns=list(COLUMNS))
 

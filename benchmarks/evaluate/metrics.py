@@ -4,7 +4,11 @@ The overlap and surface metrics equal medpy's ``dc``, ``jc``, ``asd`` and ``hd95
 
 - surface of a mask A: A XOR its binary erosion by the 6-connected cross (one iteration, zero border);
 - ``asd``: mean distance from the prediction surface to the ground-truth surface (directed, medpy ``asd``);
-- ``hd95``: 95th percentile (linear interpolation) of both directed surface distance sets pooled.
+- ``hd95``: 95th percentile (linear interpolation) of both directed surface distance sets pooled;
+- ``nsd`` (normalised surface distance, surface Dice, Nikolov et al. 2021): the share of both surfaces' voxels
+  that lie within a tolerance of the other surface, (|{p in dP: d(p, dG) <= tau}| + |{g in dG: d(g, dP) <= tau}|)
+  / (|dP| + |dG|), in percent, on the same surface voxels and distances (counted per voxel, not weighted by
+  surface-element area as DeepMind's ``surface-distance`` package does).
 
 Distances are computed on the bounding box of both masks grown by one voxel (clipped to the volume), which
 leaves every surface voxel and every nearest-surface distance unchanged: the erosion only looks one voxel
@@ -25,8 +29,8 @@ from benchmarks.errors import ConfigError, DataError
 
 #: Empty-prediction policies: the suite's default, the official code's quirk, exclusion from the means.
 EMPTY_POLICIES = ("penalty", "official_zero", "nan")
-#: Metric columns in the suite's order (Dice, Jaccard, ASD, 95HD), voxel units first, then mm.
-METRICS = ("dice", "jaccard", "asd", "hd95", "asd_mm", "hd95_mm")
+#: Metric columns in the suite's order (Dice, Jaccard, ASD, 95HD), voxel units first, then mm; then NSD.
+METRICS = ("dice", "jaccard", "asd", "hd95", "asd_mm", "hd95_mm", "nsd")
 
 Spacing = tuple[float, float, float]
 
@@ -40,19 +44,22 @@ def check_empty_policy(policy: str) -> None:
 
 
 def case_metrics(
-    pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float] | None = None, empty_policy: str = "penalty"
+    pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float] | None = None, empty_policy: str = "penalty",
+    nsd_tolerance: float | None = None,
 ) -> dict[str, float]:
-    """Dice, Jaccard (percent), ASD and 95HD of one binary 3D prediction against its ground truth.
+    """Dice, Jaccard (percent), ASD, 95HD and optionally NSD of one binary 3D prediction against its ground truth.
 
     Args:
         pred, gt: masks of shape (X, Y, Z); any non-zero value is foreground.
         spacing: voxel size in mm along (X, Y, Z). When given, ``asd_mm`` and ``hd95_mm`` are added
             (distance transform with ``sampling=spacing``); when ``None`` they are omitted, never guessed.
         empty_policy: how an empty prediction is scored (see below).
+        nsd_tolerance: NSD tolerance tau in mm (in voxels when ``spacing`` is ``None``); ``nsd`` is added when
+            given. The dataset protocols set it per organ (``nsd_tolerance_mm`` in ``config/datasets/*.yaml``).
 
     Returns:
-        ``{"dice", "jaccard", "asd", "hd95"[, "asd_mm", "hd95_mm"], "empty_pred"}``; distances in voxels
-        (and mm); ``empty_pred`` is 1 when ``pred`` has no foreground voxel, else 0.
+        ``{"dice", "jaccard", "asd", "hd95"[, "asd_mm", "hd95_mm"][, "nsd"], "empty_pred"}``; distances in
+        voxels (and mm), NSD in percent; ``empty_pred`` is 1 when ``pred`` has no foreground voxel, else 0.
 
     Empty masks, with D the volume diagonal sqrt(X^2 + Y^2 + Z^2) in the unit at hand (in mm:
     ``sqrt(sum((S_i * spacing_i)^2))``):
@@ -61,14 +68,19 @@ def case_metrics(
       0 (``official_zero``) or NaN (``nan``, excluded from the means by :func:`summarize`);
     - both empty: Dice = Jaccard = 100, distances 0;
     - ground truth empty, prediction not: Dice = Jaccard = 0, distances D under every policy.
+
+    NSD is an overlap score like Dice: 0 when exactly one mask is empty (under every policy), 100 when both are.
     """
     check_empty_policy(empty_policy)
+    if nsd_tolerance is not None and not (math.isfinite(nsd_tolerance) and nsd_tolerance >= 0):
+        raise ConfigError(f"invalid NSD tolerance {nsd_tolerance!r}; expected a finite number >= 0 (mm)")
     pred, gt = np.asarray(pred) != 0, np.asarray(gt) != 0
     if pred.ndim != 3 or pred.shape != gt.shape:
         raise DataError(f"prediction {pred.shape} and ground truth {gt.shape} must be 3D of the same shape")
     units = {"": None}
     if spacing is not None:
         units["_mm"] = _check_spacing(spacing)
+    nsd_unit = "_mm" if spacing is not None else ""
     pred_any, gt_any = bool(pred.any()), bool(gt.any())
 
     if pred_any and gt_any:
@@ -84,6 +96,9 @@ def case_metrics(
             to_pred = _distances(gt_surface, pred_surface, sampling)
             out["asd" + suffix] = float(to_gt.mean())
             out["hd95" + suffix] = float(np.percentile(np.hstack((to_gt, to_pred)), 95))
+            if nsd_tolerance is not None and suffix == nsd_unit:
+                within = np.count_nonzero(to_gt <= nsd_tolerance) + np.count_nonzero(to_pred <= nsd_tolerance)
+                out["nsd"] = 100.0 * within / float(to_gt.size + to_pred.size)
     else:
         both_empty = not (pred_any or gt_any)
         out = {"dice": 100.0 if both_empty else 0.0, "jaccard": 100.0 if both_empty else 0.0}
@@ -95,6 +110,8 @@ def case_metrics(
             else:
                 distance = _diagonal(pred.shape, sampling)
             out["asd" + suffix] = out["hd95" + suffix] = distance
+        if nsd_tolerance is not None:
+            out["nsd"] = out["dice"]
     out["empty_pred"] = int(not pred_any)
     return out
 

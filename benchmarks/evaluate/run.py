@@ -12,9 +12,10 @@ from typing import Any
 import pandas as pd
 
 from ..config import RunConfig, load_config
+from ..config.dataset import load_dataset
 from ..config.record import RECORD, read_record
 from ..errors import CheckpointError, ConfigError
-from ..rundir import BEST, FINAL
+from ..rundir import BEST, EVAL, FINAL, TEST_BEST
 from ..runtime import architecture, build_method, resolve_device, training_status
 from ..train.checkpoint import load_checkpoint
 from ..train.data import load_split, load_test_cases
@@ -24,6 +25,10 @@ from .inference import Inferer
 
 #: Settings an evaluation may change without retraining.
 EVAL_KEYS = frozenset({"eval", "data_root", "device"})
+#: Checkpoint file -> the kind of checkpoint it is (``checkpoint_kind`` of a summary).
+CHECKPOINT_KINDS = {BEST: "heldout_best", FINAL: "last", TEST_BEST: "test_best"}
+#: ``--checkpoint`` names -> files.
+CHECKPOINT_NAMES = {"best": BEST, "final": FINAL, "test_best": TEST_BEST}
 
 
 def evaluate_run(
@@ -35,10 +40,13 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Score a run's checkpoint on the test cases with the protocol's sliding window.
 
-    ``checkpoint``: ``auto`` (the held-out-best checkpoint under ``selection: heldout``, else the final
-    one; for a diverged training, whose ``status.json`` says ``failed``, a ``failed`` summary and no score),
-    ``best``, ``final`` or a path. ``overrides`` may change only ``eval.*``, ``data_root`` and
+    ``checkpoint``: ``auto`` (the run's selection: the held-out-best checkpoint under ``selection: heldout``,
+    the test-best oracle under ``test_best``, else the final one; for a diverged training, whose
+    ``status.json`` says ``failed``, a ``failed`` summary and no score, also for ``final``), ``best``,
+    ``final``, ``test_best`` or a path. ``overrides`` may change only ``eval.*``, ``data_root`` and
     ``device``. Results go to ``out`` (default ``<run>/eval`` for ``auto``, ``<run>/eval_<name>`` otherwise).
+    The summary's ``checkpoint_kind`` says which checkpoint was scored: ``heldout_best``, ``last``,
+    ``test_best`` (an oracle selected on the test set) or ``file``.
     """
     run_dir = Path(run_dir)
     record = read_record(run_dir)
@@ -49,10 +57,10 @@ def evaluate_run(
     recorded, run_hash = record.settings, record.hash
     config, options = load_config({**recorded, **overrides,
                                    "eval": {**recorded.get("eval", {}), **overrides.get("eval", {})}})
-    name = "eval" if checkpoint == "auto" else f"eval_{Path(checkpoint).stem}"
+    name = EVAL if checkpoint == "auto" else f"{EVAL}_{Path(checkpoint).stem}"
     out_dir = Path(out) if out else run_dir / name
     status = training_status(run_dir)
-    if checkpoint == "auto" and status.get("status") == "failed":  # a named checkpoint is still scored
+    if checkpoint in ("auto", "final") and status.get("status") == "failed":  # another one is still scored
         return _record_failed(run_dir, out_dir, config, run_hash, status)
     path = _checkpoint_path(run_dir, checkpoint, config.selection)
     state = load_checkpoint(path, config.method, architecture(config))
@@ -65,12 +73,15 @@ def evaluate_run(
     method.to(device).eval()
     show = sys.stderr.isatty() if progress is None else progress
     cases = load_test_cases(config, load_split(config), show)
+    tolerance = load_dataset(config.dataset).nsd_tolerance_mm
     per_case = evaluate_cases(method.predict, [(c.id, c.image, c.label, c.spacing) for c in cases],
-                              Inferer.from_config(config, device), config.eval.empty_policy, show)
+                              Inferer.from_config(config, device), config.eval.empty_policy, show, tolerance)
     extra = {
         **_identity(config, run_hash, overrides),
         "status": "completed",
         "checkpoint": path.name,
+        "checkpoint_kind": CHECKPOINT_KINDS.get(path.name, "file") if path.resolve().parent == run_dir.resolve()
+        else "file",
         "checkpoint_sha256": _sha256(path),
         "checkpoint_position": {"stage_index": state["stage_index"], "iteration": state["iteration"]},
         "selection": config.selection,
@@ -78,7 +89,9 @@ def evaluate_run(
         "empty_policy": config.eval.empty_policy,
         "window": list(config.eval.window),
         "strides": list(config.eval.strides),
-        "units": {"dice": "%", "jaccard": "%", "asd": "voxel", "hd95": "voxel", "asd_mm": "mm", "hd95_mm": "mm"},
+        "units": {"dice": "%", "jaccard": "%", "asd": "voxel", "hd95": "voxel", "asd_mm": "mm", "hd95_mm": "mm",
+                  "nsd": "%"},
+        "nsd_tolerance_mm": tolerance,
         "provenance": provenance(device, config.amp),
         "training_provenance": _training_provenance(run_dir),
     }
@@ -118,10 +131,10 @@ def _sha256(path: Path) -> str:
 
 def _checkpoint_path(run_dir: Path, checkpoint: str, selection: str) -> Path:
     if checkpoint == "auto":
-        best = run_dir / BEST
-        return best if selection == "heldout" and best.is_file() else run_dir / FINAL
-    if checkpoint in ("best", "final"):
-        path = run_dir / (BEST if checkpoint == "best" else FINAL)
+        best = run_dir / {"heldout": BEST, "test_best": TEST_BEST}.get(selection, FINAL)
+        return best if best.is_file() else run_dir / FINAL
+    if checkpoint in CHECKPOINT_NAMES:
+        path = run_dir / CHECKPOINT_NAMES[checkpoint]
     else:
         path = Path(checkpoint)
     if not path.is_file():

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from ..config.dataset import load_dataset
+from .stats import references
 from .suites import Suite
+
+
+def stats_stem(table_stem: str) -> str:
+    """The paired-statistics CSV of a dataset table (every row against every reference row)."""
+    return f"{table_stem}_stats"
 
 
 def _present(suite: Suite, block: str) -> bool:
@@ -23,6 +29,7 @@ def table_stems(suite: Suite) -> list[str]:
 
 def table_names(suite: Suite) -> list[str]:
     names = [f"{stem}.{ext}" for stem in table_stems(suite) for ext in ("csv", "md", "html", "tex")]
+    names += [f"{stats_stem(load_dataset(d['file']).table_stem)}.csv" for d in suite.datasets()]
     return names + ["runs.csv", "cases.csv"]
 
 
@@ -38,6 +45,9 @@ def figure_stems(suite: Suite) -> list[str]:
         stems.append("fig3_qualitative")
     if suite.feature_run():
         stems.append("fig6_features")
+    stems += [f"fig_last_vs_best_{d['name']}" for d in suite.datasets()]
+    if references(suite.spec):
+        stems += [f"fig_paired_{d['name']}" for d in suite.datasets()]
     return stems
 
 

@@ -11,6 +11,10 @@
   largest ground-truth area (``predictions.npz`` written by ``sslbench predict``).
 - ``fig6_features``: the proposed method's decoder features over training from the weight snapshots of one run
   (``results/features/<suite>/fig6.npz`` written by ``sslbench features``).
+- ``fig_last_vs_best_<dataset>``: test Dice of the checkpoint each table shows (held-out best, or the test-best
+  oracle) and of the last checkpoint (``eval_final/``), per row, label setting and seed.
+- ``fig_paired_<dataset>``: per-case Dice differences of every row against each reference row (per-case Dice
+  pooled over seeds), with the mean and its bootstrap CI of the table (:mod:`.stats`).
 
 Rows and methods follow the suite's (the paper's) order and are named as in the tables.
 """
@@ -32,8 +36,10 @@ import seaborn as sns
 
 from ..errors import DataError
 from ..io import write_files
+from ..rundir import EVAL_FINAL
+from . import stats
 from .suites import ENCODING_LABELS, Suite, _fmt_lambda, method_label
-from .tables import METRIC_HEADERS, METRICS, PAPER_CSV, Results, load_paper_values
+from .tables import CHECKPOINT_TEXT, METRIC_HEADERS, METRICS, PAPER_CSV, Results, checkpoint_kind, load_paper_values
 
 DPI = 110
 #: The smallest y-range of a sweep panel (points for Dice and Jaccard, voxels for ASD and 95HD), so that a
@@ -316,6 +322,103 @@ def fig_features(suite: Suite, out: Path, root: Path) -> None:
     _save(fig, out, "fig6_features", pd.DataFrame(records))
 
 
+def fig_last_vs_best(suite: Suite, out: Path, results: Results, dataset: dict[str, Any]) -> None:
+    """Dice of the shown checkpoint and of the last one, one point per run, joined per run; a panel per label
+    setting."""
+    rows = suite.spec["methods"] + suite.beyond
+    records = []
+    for g in map(str, dataset["labels"]):
+        for row in rows:
+            cell = results.cell(dataset["name"], row, suite.row(row).labels or g)
+            for run_dir, summary in zip(cell.run_dirs, cell.summaries):
+                if run_dir in cell.failed:
+                    continue
+                last_path = results.root / run_dir / EVAL_FINAL / "summary.json"
+                last = json.loads(last_path.read_text()) if last_path.is_file() else {}
+                for kind, value, source in ((checkpoint_kind(summary), summary.get("dice_mean"), "eval"),
+                                            ("last", last.get("dice_mean"), EVAL_FINAL)):
+                    if value is not None:
+                        records.append({"dataset": dataset["name"], "labels": g, "row": row, "label": suite.row_label(row),
+                                        "seed": summary.get("seed"), "checkpoint": kind, "shown": source == "eval",
+                                        "dice": float(value), "run_dir": run_dir, "source": f"{run_dir}/{source}"})
+    df = pd.DataFrame(records, columns=["dataset", "labels", "row", "label", "seed", "checkpoint", "shown", "dice",
+                                        "run_dir", "source"])
+    groups = list(map(str, dataset["labels"]))
+    fig, axes = plt.subplots(1, len(groups), figsize=(0.7 * len(rows) * len(groups) + 3, 3.8),
+                             squeeze=False, sharey=True)
+    for ax, g in zip(axes[0], groups):
+        sub = df[df.labels == g]
+        order = [suite.row_label(r) for r in rows]
+        for i, label in enumerate(order):
+            for _, run in sub[sub.label == label].groupby("run_dir"):
+                shown, last = run[run.shown], run[~run.shown]
+                if len(shown) and len(last):
+                    ax.plot([i - 0.15, i + 0.15], [shown.dice.iloc[0], last.dice.iloc[0]], color="0.6", lw=0.8)
+        for shown, offset, marker in ((True, -0.15, "o"), (False, 0.15, "s")):
+            part = sub[sub.shown == shown]
+            xs = [order.index(label) + offset for label in part.label]
+            name = ", ".join(sorted({CHECKPOINT_TEXT.get(k, k).split(" (")[0] for k in part.checkpoint})) or "none"
+            ax.scatter(xs, part.dice, marker=marker, s=18, zorder=3,
+                       label=("table: " if shown else "") + name)
+        ax.set_xticks(range(len(order)), order, rotation=45, ha="right")
+        ax.set(title=f"{dataset['name']}, {g} labels", ylabel="test Dice (%)", xlabel="")
+        ax.legend(fontsize=7, frameon=False)
+    fig.suptitle(_title(suite, f"Last vs best checkpoint on {dataset['name']} (one point per run; lines join a run)"))
+    fig.tight_layout()
+    _save(fig, out, f"fig_last_vs_best_{dataset['name']}", df)
+
+
+def fig_paired(suite: Suite, out: Path, results: Results, dataset: dict[str, Any]) -> None:
+    """Per-case differences (row − reference) of the pooled per-case metric; a panel per (reference, labels)."""
+    cfg, refs = stats.settings(suite.spec), stats.references(suite.spec)
+    metric = str(cfg["metric"])
+    groups = list(map(str, dataset["labels"]))
+    records, summaries = [], []
+    for ref in refs:
+        for g in groups:
+            comparisons = {c.row: c for c in results.compare(dataset["name"], g, ref, cfg)}
+            ref_cell = results.cell(dataset["name"], ref, suite.row(ref).labels or g)
+            ref_cases = results.pooled(ref_cell, metric)
+            for row, c in comparisons.items():
+                cell = results.cell(dataset["name"], row, suite.row(row).labels or g)
+                diff = (results.pooled(cell, metric) - ref_cases).dropna()
+                records += [{"dataset": dataset["name"], "labels": g, "reference": ref, "row": row,
+                             "label": suite.row_label(row), "case": case, "metric": metric, "difference": float(d)}
+                            for case, d in diff.items()]
+                summaries.append({"reference": ref, "labels": g, "label": suite.row_label(row), "mean": c.mean_diff,
+                                  "low": c.ci_low, "high": c.ci_high, "p_holm": c.p_holm,
+                                  "significant": c.significant})
+    df = pd.DataFrame(records, columns=["dataset", "labels", "reference", "row", "label", "case", "metric",
+                                        "difference"])
+    means = pd.DataFrame(summaries, columns=["reference", "labels", "label", "mean", "low", "high", "p_holm",
+                                             "significant"])
+    data = df.merge(means.rename(columns={"mean": "mean_difference", "low": "ci_low", "high": "ci_high"}),
+                    on=["reference", "labels", "label"], how="left")
+    panels = [(ref, g) for ref in refs for g in groups] or [("", "")]
+    rows = suite.spec["methods"] + suite.beyond
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 0.45 * len(rows) + 2),
+                             squeeze=False)
+    for ax, (ref, g) in zip(axes[0], panels):
+        sub = df[(df.reference == ref) & (df.labels == g)]
+        order = [suite.row_label(r) for r in rows if suite.row_label(r) in set(sub.label)]
+        if len(sub):
+            sns.stripplot(sub, y="label", x="difference", order=order, ax=ax, size=3, alpha=0.6, color="C0")
+            m = means[(means.reference == ref) & (means.labels == g)].set_index("label").reindex(order)
+            ax.errorbar(m["mean"], range(len(order)), xerr=[m["mean"] - m["low"], m["high"] - m["mean"]],
+                        fmt="D", color="k", ms=4, capsize=3, label="mean, 95 % CI")
+            for i, (label, r) in enumerate(m.iterrows()):
+                if r["significant"]:
+                    ax.annotate("*", (r["high"], i), xytext=(4, -4), textcoords="offset points")
+            ax.legend(fontsize=7, frameon=False)
+        ax.axvline(0, color="0.5", lw=0.8, ls="--")
+        ax.set(title=f"{g} labels: row − {suite.row_label(ref)}" if ref else "no reference row with per-case results",
+               xlabel=f"per-case {metric} difference (points)", ylabel="")
+    fig.suptitle(_title(suite, f"Paired per-case differences on {dataset['name']} (per-case scores pooled over seeds; "
+                               "* Holm-adjusted Wilcoxon p < " + f"{cfg['alpha']})"), fontsize=9)
+    fig.tight_layout()
+    _save(fig, out, f"fig_paired_{dataset['name']}", data)
+
+
 def build_figures(suite: Suite, out: str | Path, root: str | Path = ".",
                   complexity_dir: str | Path = "results/complexity") -> list[Path]:
     out, root = Path(out), Path(root)
@@ -336,6 +439,10 @@ def build_figures(suite: Suite, out: str | Path, root: str | Path = ".",
         fig_qualitative(suite, out, root)
     if "fig6_features" in stems:
         fig_features(suite, out, root)
+    for d in suite.datasets():
+        fig_last_vs_best(suite, out, results, d)
+        if f"fig_paired_{d['name']}" in stems:
+            fig_paired(suite, out, results, d)
     return sorted(out.iterdir())
 
 

@@ -11,6 +11,13 @@ means and marked: ``[failed k]`` in the cell (``failed`` alone when no run of th
 and ``failed_runs`` in the CSV, and its reason in the footer. Every CSV row carries the provenance of its
 runs, aligned with ``run_dirs``: configuration hashes, seeds, code versions (commit, ``+dirty``) and devices
 of the trainings. Files are written atomically.
+
+Beside the paper's metrics every table carries NSD (surface Dice at the dataset protocol's tolerance), which
+checkpoint its cells come from (``checkpoint``: held-out best, last, or the test-best oracle, marked †), the
+compute of its runs (wall-clock hours per run and device-hours per cell, from ``log.csv``) and, for Tables
+I-III, paired statistics of every row against the suite's reference rows (:mod:`.stats`): the bootstrap 95 %
+CI of the mean per-case Dice difference in the table, p-values (Wilcoxon, Holm) in the CSVs
+(``<stem>_stats.csv`` has every comparison).
 """
 
 from __future__ import annotations
@@ -33,10 +40,25 @@ from methods.base import DatasetInfo
 from ..config.dataset import load_dataset
 from ..errors import SSLBenchError
 from ..io import write_csv, write_text
+from ..rundir import EVAL_FINAL
+from . import stats
+from .artifacts import stats_stem
 from .suites import ABLATION_LABELS, Suite, method_label
 
 METRICS = ("dice", "jaccard", "asd", "hd95")
-METRIC_HEADERS = {"dice": "Dice (%) ↑", "jaccard": "Jaccard (%) ↑", "asd": "ASD (voxel) ↓", "hd95": "95HD (voxel) ↓"}
+#: The paper's metrics and NSD: the columns of every table.
+TABLE_METRICS = (*METRICS, "nsd")
+METRIC_HEADERS = {"dice": "Dice (%) ↑", "jaccard": "Jaccard (%) ↑", "asd": "ASD (voxel) ↓", "hd95": "95HD (voxel) ↓",
+                  "nsd": "NSD (%) ↑"}
+#: What each ``checkpoint_kind`` of a summary is, for the footers.
+CHECKPOINT_TEXT = {
+    "heldout_best": "held-out best (highest mean Dice on the held-out validation cases)",
+    "last": "last (final iteration)",
+    "test_best": "test-best oracle † (highest test-set Dice: optimistic, literature mode)",
+    "file": "a checkpoint file named at evaluation",
+}
+CHECKPOINT_FILES = {"checkpoint_best.pt": "heldout_best", "checkpoint_final.pt": "last",
+                    "checkpoint_test_best.pt": "test_best"}
 LOWER_IS_BETTER = {"asd", "hd95"}
 TAG_MARKS = {"L": "", "D": "d", "I": "i", "O": "o", "T": "t"}
 #: Published values, rows of differences included (their ``method`` is the suite's difference key).
@@ -53,7 +75,9 @@ LATEX_PACKAGES = "booktabs, graphicx, xcolor"
 DEMO_NOTE = "DEMO: tiny budgets on small data; the numbers show the pipeline, not the methods."
 CSV_COLUMNS = ["table", "protocol", "label_count", "row_key", "metric", "mean", "std", "n_runs", "n_empty", "paper",
                "paper_tag", "delta", "selection", "lcc", "empty_policy", "units", "run_dirs", "n_failed", "failed_runs",
-               "config_hashes", "seeds", "code", "devices", "published", "published_tag"]
+               "config_hashes", "seeds", "code", "devices", "published", "published_tag", "checkpoint",
+               "wall_hours_per_run", "device_hours", "nsd_tolerance_mm", "reference", "diff_mean", "diff_ci_low",
+               "diff_ci_high", "p_value", "p_holm", "significant"]
 
 
 class MissingResults(SSLBenchError):
@@ -83,6 +107,23 @@ def code_text(summary: dict[str, Any]) -> str:
     if not isinstance(code, dict) or not code.get("commit"):
         return "?"
     return str(code["commit"])[:12] + ("+dirty" if code.get("dirty") else "")
+
+
+def checkpoint_kind(summary: dict[str, Any]) -> str:
+    """``heldout_best``, ``last``, ``test_best`` or ``file``: the checkpoint a summary scored (``?`` unknown)."""
+    return summary.get("checkpoint_kind") or CHECKPOINT_FILES.get(str(summary.get("checkpoint")), "?")
+
+
+def run_compute(log: Path) -> tuple[float | None, int | None]:
+    """Training wall-clock seconds (the sum of ``log.csv``'s per-iteration ``seconds``, which include
+    validation and checkpoint writes) and optimiser steps of a run; ``None`` where the log lacks them."""
+    if not log.is_file() or not log.stat().st_size:
+        return None, None
+    df = pd.read_csv(log)
+    wall = float(df["seconds"].sum()) if "seconds" in df else None
+    step_cols = [c for c in df.columns if c.startswith("steps_")]
+    steps = int(df[step_cols].iloc[-1].sum()) if step_cols and len(df) else None
+    return wall, steps
 
 
 def device_text(summary: dict[str, Any]) -> str:
@@ -148,10 +189,42 @@ class Results:
             if s.get("status") == "failed":
                 cell.failed.append(run_dir)
                 continue
-            for metric in METRICS:
-                cell.values.setdefault(metric, []).append(float(s[f"{metric}_mean"]))
+            for metric in TABLE_METRICS:
+                if s.get(f"{metric}_mean") is not None:  # NSD is absent from older summaries
+                    cell.values.setdefault(metric, []).append(float(s[f"{metric}_mean"]))
             cell.n_empty += int(s.get("n_empty", 0))
         return cell
+
+    def per_case(self, run_dir: str, folder: str = "eval") -> pd.DataFrame | None:
+        """``<run>/<folder>/per_case.csv``, or ``None`` when it is missing."""
+        path = self.root / run_dir / folder / "per_case.csv"
+        return pd.read_csv(path) if path.is_file() and path.stat().st_size else None
+
+    def pooled(self, cell: Cell, metric: str = "dice") -> pd.Series:
+        """The cell's per-case ``metric`` pooled over its successful runs (case means); empty without data."""
+        frames = [self.per_case(r) for r in cell.run_dirs if r not in cell.failed]
+        if any(f is None or metric not in f for f in frames):
+            return pd.Series(dtype=float)
+        return stats.pooled_cases(frames, metric)
+
+    def compare(self, dataset: str, labels: str, reference: str, cfg: dict[str, Any]) -> list[stats.Comparison]:
+        """Every main-table row (``beyond`` rows too) of ``dataset`` at ``labels`` with per-case results against ``reference``
+        (:func:`.stats.compare` with the suite's statistics settings ``cfg``); empty without the reference's."""
+        pooled = {}
+        for row in self.suite.spec["methods"] + self.suite.beyond:
+            cell = self.cell(dataset, row, self.suite.row(row).labels or labels)
+            pooled[row] = self.pooled(cell, cfg["metric"])
+        if not len(pooled[reference]):
+            return []
+        return stats.compare({k: v for k, v in pooled.items() if len(v) or k == reference}, reference,
+                             cfg["resamples"], cfg["confidence"], cfg["alpha"], cfg["seed"])
+
+    def compute(self, cell: Cell) -> tuple[float, float]:
+        """Mean training wall-clock hours per run and total device-hours (one device per run) of a cell."""
+        walls = [w for r in cell.run_dirs if (w := run_compute(self.root / r / "log.csv")[0]) is not None]
+        if not walls:
+            return math.nan, math.nan
+        return sum(walls) / len(walls) / 3600, sum(walls) / 3600
 
     def split_counts(self, run_dir: str) -> tuple[int, int] | None:
         path = self.root / run_dir / "split.json"
@@ -187,6 +260,24 @@ def _flagged(rec: dict[str, Any]) -> bool:
         return False
     limit = max(1.5, 2 * float(rec["std"])) if rec["std"] != "" else 1.5
     return abs(float(rec["delta"])) > limit
+
+
+def _rounded(x: float) -> float | str:
+    return "" if math.isnan(x) else round(x, 4)
+
+
+def _number(x: Any) -> float:
+    return math.nan if x in ("", None) else float(x)
+
+
+def _comparison_text(c: stats.Comparison | None, is_reference: bool) -> str:
+    """``+1.23 [0.40, 2.05]*`` (``*``: Holm-significant), ``ref`` for the reference row, blank without data."""
+    if is_reference:
+        return "ref"
+    if c is None or math.isnan(c.mean_diff):
+        return ""
+    ci = f" [{_signed(c.ci_low)}, {_signed(c.ci_high)}]" if not math.isnan(c.ci_low) else ""
+    return _signed(c.mean_diff) + ci + ("*" if c.significant else "")
 
 
 def _label_int(labels: str) -> int | None:
@@ -241,7 +332,8 @@ class TableBuilder:
         """CSV records of a cell; a row ``beyond`` the paper has no paper value, its Δ is to its published one."""
         out = {}
         s0 = next((s for s in cell.summaries if s.get("status") != "failed"), {})
-        for metric in METRICS:
+        wall, device_hours = self.results.compute(cell)
+        for metric in TABLE_METRICS:
             paper, tag = (math.nan, "") if beyond else self.paper_value(table, protocol, labels, row, metric)
             published, published_tag = self.paper_value(table, protocol, labels, row, metric, self.published) \
                 if beyond else (math.nan, "")
@@ -260,6 +352,10 @@ class TableBuilder:
                 "code": ";".join(map(code_text, cell.summaries)),
                 "devices": ";".join(map(device_text, cell.summaries)),
                 "published": "" if math.isnan(published) else published, "published_tag": published_tag,
+                "checkpoint": ";".join(sorted({checkpoint_kind(s) for s in cell.summaries if s.get("status") != "failed"})),
+                "wall_hours_per_run": "" if math.isnan(wall) else round(wall, 6),
+                "device_hours": "" if math.isnan(device_hours) else round(device_hours, 6),
+                "nsd_tolerance_mm": s0.get("nsd_tolerance_mm", "") if metric == "nsd" else "",
             }
             out[metric] = rec
             self.records.append(rec)
@@ -280,11 +376,13 @@ class TableBuilder:
             if mark:
                 paper += f"$^{{{mark}}}$" if latex else f"<sup>{mark}</sup>"
             delta = _signed(float(rec["delta"]))
-            flag = (r" $\dagger$" if latex else " ⚑") if _flagged(rec) else ""
+            flag = (r" $\diamond$" if latex else " ⚑") if _flagged(rec) else ""
             if self.suite.demo and latex:
                 delta = r"\textcolor{gray}{" + delta + "}"
             dsym = "$\\Delta$ " if latex else "Δ "
             text += f" ({paper}, {dsym}{delta}{flag})"
+        if "test_best" in str(rec.get("checkpoint", "")):
+            text += " †"
         if rec["n_empty"]:
             text += f" [empty {rec['n_empty']}]"
         if rec.get("n_failed"):
@@ -324,6 +422,29 @@ class TableBuilder:
             lines.append("Skipped datasets: " + "; ".join(self.suite.skipped.values()) + ".")
         return lines + (extra or [])
 
+    @staticmethod
+    def checkpoint_line(records: list[dict[str, Any]], compute: bool) -> str:
+        """Which checkpoint the table's cells show and where the other one is; NSD's tolerance where NSD was
+        scored; the compute column when the table has one."""
+        kinds = sorted({k for rec in records for k in str(rec.get("checkpoint") or "").split(";") if k})
+        shown = "; ".join(CHECKPOINT_TEXT.get(k, k) for k in kinds) or "unknown"
+        tolerance = sorted({str(rec["nsd_tolerance_mm"]) for rec in records if rec.get("nsd_tolerance_mm") not in
+                            (None, "")})
+        scored = any(r["metric"] == "nsd" and r.get("run_dirs") and not math.isnan(_number(r["mean"]))
+                     for r in records)
+        if tolerance:
+            nsd = f"NSD: surface Dice at {', '.join(tolerance)} mm (the dataset protocol's tolerance)."
+        elif scored:
+            nsd = "NSD: surface Dice (its tolerance is not recorded in the run summaries)."
+        else:
+            nsd = "NSD: not scored (the dataset declares no nsd_tolerance_mm)."
+        line = (f"Checkpoint shown: {shown}; the last checkpoint of every run is scored too (eval_final/, figure "
+                f"fig_last_vs_best_<dataset>). {nsd}")
+        if compute:
+            line += (" Compute: training wall-clock hours per run and device-hours per cell (runs.csv; one device per "
+                     "run).")
+        return line
+
     # ----- rendering ------------------------------------------------------------------------------------------
     @staticmethod
     def markdown(title: str, header: list[str], rows: list[list[str]], footer: list[str]) -> str:
@@ -351,13 +472,14 @@ class TableBuilder:
         """A ``table`` float (needs ``\\usepackage{booktabs, graphicx, xcolor}``); numbers right-aligned."""
         def esc(t: str) -> str:
             if "\\textbf" in t or "\\textcolor" in t or "$" in t:
-                return t.replace("±", r"$\pm$").replace("−", "-").replace("%", r"\%").replace("⚑", r"$\dagger$")
+                return t.replace("±", r"$\pm$").replace("−", "-").replace("%", r"\%").replace("⚑", r"$\diamond$").replace("†", r"$^\dagger$")
             return (t.replace("\\", r"\textbackslash{}").replace("&", r"\&").replace("%", r"\%")
                     .replace("_", r"\_").replace("±", r"$\pm$").replace("−", "-").replace("↑", r"$\uparrow$")
                     .replace("↓", r"$\downarrow$").replace("Δ", r"$\Delta$").replace("·", r"$\cdot$")
-                    .replace("⚑", r"$\dagger$").replace("λ", r"$\lambda$"))
-        out = [f"% needs \\usepackage{{{LATEX_PACKAGES}}}", r"\begin{table}[t]", r"\centering", f"\\caption{{{esc(title)}}}", r"\resizebox{\linewidth}{!}{%",
-               r"\begin{tabular}{ll" + "r" * (len(header) - 2) + "}", r"\toprule", " & ".join(map(esc, header)) + r" \\",
+                    .replace("⚑", r"$\diamond$").replace("λ", r"$\lambda$").replace("†", r"$^\dagger$"))
+        out = [f"% needs \\usepackage{{{LATEX_PACKAGES}}}", r"\begin{table}[t]", r"\centering", f"\\caption{{{esc(title)}}}",
+               r"\resizebox{\linewidth}{!}{%", r"\begin{tabular}{ll" + "r" * (len(header) - 2) + "}", r"\toprule",
+               " & ".join(map(esc, header)) + r" \\",
                r"\midrule"]
         out += [" & ".join(map(esc, r)) + r" \\" for r in rows]
         out += [r"\bottomrule", r"\end{tabular}}", r"\par\footnotesize " + " ".join(map(esc, footer)), r"\end{table}"]
@@ -366,7 +488,8 @@ class TableBuilder:
     def write(self, out: Path, stem: str, title: str, header: list[str], md_rows: list[list[str]],
               tex_rows: list[list[str]], footer: list[str], records: list[dict[str, Any]]) -> None:
         failed = sorted({r for rec in records for r in str(rec.get("failed_runs") or "").split(";") if r})
-        footer = footer + [f"Failed run (left out of the means): {r}: "
+        compute = any(h.endswith("device-h / run") for h in header)
+        footer = footer + [self.checkpoint_line(records, compute)] + [f"Failed run (left out of the means): {r}: "
                            f"{self.results.summary(r).get('failure', {}).get('message', 'unknown reason')}."
                            for r in failed]
         counts = {"n_runs": "Int64", "n_empty": "Int64", "n_failed": "Int64"}
@@ -376,6 +499,40 @@ class TableBuilder:
         greyed = self.suite.demo and any(_reference(r) is not None for r in records if r.get("run_dirs"))
         tex_footer = [f"{f} Δ is greyed out." if greyed and f == DEMO_NOTE else f for f in footer]
         write_text(out / f"{stem}.tex", self.latex(title, header, tex_rows, tex_footer))
+
+    # ----- paired statistics ------------------------------------------------------------------------------------
+    def statistics(self) -> dict[str, Any]:
+        return stats.settings(self.suite.spec)
+
+    def references(self) -> list[str]:
+        return stats.references(self.suite.spec)
+
+    def comparisons(self, dataset: str, table_id: str, groups: list[str],
+                    recs: dict[tuple[str, str], dict[str, dict[str, Any]]], path: Path) -> dict[tuple, stats.Comparison]:
+        """Every row against every reference row per label group, written to ``path`` (no rows without a
+        reference row or per-case results); the first reference's
+        comparison is also put on the rows' Dice records. Returns ``{(group, reference, row): comparison}``."""
+        cfg, refs = self.statistics(), self.references()
+        out: dict[tuple, stats.Comparison] = {}
+        frames = []
+        for g in groups:
+            for ref in refs:
+                found = self.results.compare(dataset, g, ref, cfg)
+                out.update({(g, ref, c.row): c for c in found})
+                frames.append(stats.comparison_frame(found, table=table_id, protocol=dataset, label_count=g,
+                                                     metric=cfg["metric"], resamples=cfg["resamples"],
+                                                     confidence=cfg["confidence"], seed=cfg["seed"]))
+                if ref != refs[0]:
+                    continue
+                for c in found:
+                    rec = recs[(c.row, g)][cfg["metric"]] if cfg["metric"] in TABLE_METRICS else {}
+                    rec.update(reference=ref, diff_mean=_rounded(c.mean_diff), diff_ci_low=_rounded(c.ci_low),
+                               diff_ci_high=_rounded(c.ci_high), p_value=c.p_value, p_holm=c.p_holm,
+                               significant=c.significant)
+        filled = [f for f in frames if len(f)]
+        write_csv(path, pd.concat(filled, ignore_index=True) if filled else stats.comparison_frame(
+            [], table=table_id, protocol=dataset, label_count="", metric="", resamples="", confidence="", seed=""))
+        return out
 
     # ----- Tables I-III ---------------------------------------------------------------------------------------
     def compared(self) -> str:
@@ -419,49 +576,65 @@ class TableBuilder:
                 cell = self.results.cell(name, row, fixed or g)
                 recs[(row, g)] = self.record(table_id, name, g, row, cell)
                 split[(row, g)] = self.results.split_counts(cell.run_dirs[0])
-        best: dict[tuple[str, str], str] = {}
-        ranked = self.suite.ranked_rows()
-        for g in groups:
-            for metric in METRICS:
-                cands = [(float(recs[(r, g)][metric]["mean"]), r) for r in ranked
-                         if not math.isnan(float(recs[(r, g)][metric]["mean"]))]
-                if cands:
-                    best[(g, metric)] = (min if metric in LOWER_IS_BETTER else max)(cands)[1]
-        header = ["Method", "Scans used (L / U)"] + [f"{g} labels: {METRIC_HEADERS[m]}" for g in groups for m in METRICS]
-        md_rows, tex_rows = [], []
-        for row in self.suite.spec["methods"]:
-            scans = " · ".join(f"{c[0]} / {c[1]}" for g in groups if (c := split[(row, g)]))
-            if self.suite.row(row).labels:
-                scans = " / ".join(map(str, split[(row, groups[0])] or ("?", "?")))
-            label = self.suite.row_label(row)
-            for latex, rows in ((False, md_rows), (True, tex_rows)):
-                rows.append([label, scans] + [self.cell_text(recs[(row, g)][m], best.get((g, m)) == row, latex)
-                                              for g in groups for m in METRICS])
+        diff_rows = []
         for diff in self.suite.differences():
             a, b = diff["rows"]
             cells = []
             for g in groups:
                 quoted = self.paper.get((table_id, name, _label_int(g) or -1, diff["key"]), {})
-                for m in METRICS:
+                for m in TABLE_METRICS:
                     d = float(recs[(a, g)][m]["mean"]) - float(recs[(b, g)][m]["mean"])
                     cells.append(_signed(d) + (f" (paper {_signed(quoted[m][0])})" if m in quoted else ""))
                     self.records.append({"table": table_id, "protocol": name, "label_count": g,
                                          "row_key": diff["key"], "metric": m, "mean": round(d, 4),
                                          "paper": quoted[m][0] if m in quoted else "", "run_dirs": ""})
-            md_rows.append([diff["label"], ""] + cells)
-            tex_rows.append([diff["label"], ""] + cells)
+                cells += [""] * (len(self.references()) + 1)
+            diff_rows.append([diff["label"], ""] + cells)
+        for row in self.suite.beyond:
+            fixed = self.suite.row(row).labels
+            for g in groups:
+                cell = self.results.cell(name, row, fixed or g)
+                recs[(row, g)] = self.record(table_id, name, g, row, cell, beyond=True)
+                split[(row, g)] = self.results.split_counts(cell.run_dirs[0])
+        comparisons = self.comparisons(name, table_id, groups, recs, out / f"{stats_stem(stem)}.csv")
+        best: dict[tuple[str, str], str] = {}
+        ranked = self.suite.ranked_rows()
+        for g in groups:
+            for metric in TABLE_METRICS:
+                cands = [(float(recs[(r, g)][metric]["mean"]), r) for r in ranked
+                         if not math.isnan(float(recs[(r, g)][metric]["mean"]))]
+                if cands:
+                    best[(g, metric)] = (min if metric in LOWER_IS_BETTER else max)(cands)[1]
+        refs = self.references()
+        header = ["Method", "Scans used (L / U)"] + [
+            h for g in groups for h in [f"{g} labels: {METRIC_HEADERS[m]}" for m in TABLE_METRICS]
+            + [f"{g} labels: Δ Dice vs {self.suite.row_label(r)} [95 % CI]" for r in refs]
+            + [f"{g} labels: device-h / run"]]
+
+        def cells(row: str, latex: bool, ranked_row: bool) -> list[str]:
+            return [text for g in groups for text in
+                    [self.cell_text(recs[(row, g)][m], ranked_row and best.get((g, m)) == row, latex)
+                     for m in TABLE_METRICS]
+                    + [_comparison_text(comparisons.get((g, r, row)), row == r) for r in refs]
+                    + [_fmt(_number(recs[(row, g)]["dice"]["wall_hours_per_run"]))]]
+
+        md_rows, tex_rows = [], []
+        for row in self.suite.spec["methods"]:
+            scans = " · ".join(f"{c[0]} / {c[1]}" for g in groups if (c := split[(row, g)]))
+            if self.suite.row(row).labels:
+                scans = " / ".join(map(str, split[(row, groups[0])] or ("?", "?")))
+            for latex, rows in ((False, md_rows), (True, tex_rows)):
+                rows.append([self.suite.row_label(row), scans] + cells(row, latex, True))
+        md_rows += diff_rows
+        tex_rows += diff_rows
         if self.suite.beyond:
             blank = [""] * (len(header) - 1)
             md_rows.append(["*Beyond the paper*"] + blank)
             tex_rows.append(["Beyond the paper"] + blank)
         for row in self.suite.beyond:
-            cells_g = {g: self.results.cell(name, row, self.suite.row(row).labels or g) for g in groups}
-            beyond_recs = {g: self.record(table_id, name, g, row, cell, beyond=True) for g, cell in cells_g.items()}
-            scans = " · ".join(f"{c[0]} / {c[1]}" for g in groups
-                               if (c := self.results.split_counts(cells_g[g].run_dirs[0])))
+            scans = " · ".join(f"{c[0]} / {c[1]}" for g in groups if (c := split[(row, g)]))
             for latex, rows in ((False, md_rows), (True, tex_rows)):
-                rows.append([self.suite.row_label(row), scans]
-                            + [self.cell_text(beyond_recs[g][m], False, latex) for g in groups for m in METRICS])
+                rows.append([self.suite.row_label(row), scans] + cells(row, latex, False))
         pct = ", ".join(groups)
         title = f"{'[demo] ' if self.suite.demo else ''}Table {table or name}: Performance comparison of " \
                 f"{self.compared()} on the {what}, using {pct} labeled scans"
@@ -470,6 +643,13 @@ class TableBuilder:
             extra.append(f"Dataset {name!r} has no published values (no paper column).")
         if self.suite.beyond:
             extra.append(self.beyond_note(self.records[start:]))
+        if refs:
+            cfg = self.statistics()
+            extra.append(f"Δ Dice vs a reference row: mean per-case difference (row − reference; per-case Dice pooled "
+                         f"over seeds by case mean) with its percentile bootstrap {cfg['confidence']:.0%} CI "
+                         f"({cfg['resamples']} resamples, seed {cfg['seed']}); * Holm-adjusted two-sided Wilcoxon "
+                         f"signed-rank p < {cfg['alpha']} across the rows; p-values in {stats_stem(stem)}.csv and "
+                         f"the table CSV.")
         fixed = "".join(f" ({self.suite.row_label(r)}: {self.suite.row(r).labels})" for r in self.suite.spec["methods"]
                         if self.suite.row(r).labels)
         footer = self.footer([name], pct + " labeled" + fixed, self.records[start:], extra)
@@ -496,7 +676,7 @@ class TableBuilder:
         if self.suite.demo:
             title = "[demo] " + title
         start = len(self.records)
-        header = ["Setting", "Row"] + [METRIC_HEADERS[m] for m in METRICS]
+        header = ["Setting", "Row"] + [METRIC_HEADERS[m] for m in TABLE_METRICS]
         md_rows, tex_rows, settings = [], [], []
         for s in spec["settings"]:
             if s["dataset"] not in present:
@@ -508,7 +688,7 @@ class TableBuilder:
                 rec = self.record(table, s["dataset"], labels, key, cell)
                 for latex, out_rows in ((False, md_rows), (True, tex_rows)):
                     out_rows.append([f"{s['dataset']} ({labels} L)", label]
-                                    + [self.cell_text(rec[m], False, latex) for m in METRICS])
+                                    + [self.cell_text(rec[m], False, latex) for m in TABLE_METRICS])
         title += " (" + "; ".join(settings) + ")"
         extra = []
         if any(r["protocol"] == "pancreas_mcnet" and r["row_key"] == "lam1e-2" for r in self.records[start:]):
@@ -526,13 +706,9 @@ class TableBuilder:
         rows, cases = [], []
         for run in self.suite.runs:
             s = self.results.summary(run.path)
-            log = self.results.root / run.path / "log.csv"
-            wall, steps = "", ""
-            if log.is_file() and log.stat().st_size:
-                df = pd.read_csv(log)
-                wall = round(float(df["seconds"].sum()), 2) if "seconds" in df else ""
-                step_cols = [c for c in df.columns if c.startswith("steps_")]
-                steps = int(df[step_cols].iloc[-1].sum()) if step_cols and len(df) else ""
+            wall, steps = run_compute(self.results.root / run.path / "log.csv")
+            last = self.results.root / run.path / EVAL_FINAL / "summary.json"
+            last_dice = json.loads(last.read_text()).get("dice_mean") if last.is_file() else None
             prov = s.get("provenance", {})
             rows.append({
                 "run_dir": run.path, "status": s.get("status", "completed"),
@@ -540,10 +716,12 @@ class TableBuilder:
                 "config_hash": s.get("config_hash"), "dataset": run.dataset, "row": run.key,
                 "method": run.method, "options": json.dumps(s.get("options", {}), sort_keys=True),
                 "labels": run.labels, "seed": run.seed, "selection": s.get("selection"),
-                "checkpoint": s.get("checkpoint"),
+                "checkpoint": s.get("checkpoint"), "checkpoint_kind": checkpoint_kind(s),
                 "checkpoint_iteration": (s.get("checkpoint_position") or {}).get("iteration"),
-                **{m: s.get(f"{m}_mean") for m in METRICS}, "n_empty": s.get("n_empty"), "wall_seconds": wall,
-                "optimiser_steps": steps, "device": json.dumps(prov.get("device")),
+                **{m: s.get(f"{m}_mean") for m in TABLE_METRICS}, "dice_last": last_dice, "n_empty": s.get("n_empty"),
+                "wall_seconds": "" if wall is None else round(wall, 2),
+                "device_hours": "" if wall is None else round(wall / 3600, 6),
+                "optimiser_steps": "" if steps is None else steps, "device": json.dumps(prov.get("device")),
                 "code": json.dumps(prov.get("code")), "train_code": code_text(s), "train_device": device_text(s),
                 "uses": json.dumps(run.uses),
             })
@@ -551,7 +729,7 @@ class TableBuilder:
             if per_case.is_file():
                 df = pd.read_csv(per_case)
                 for _, r in df.iterrows():
-                    for m in METRICS:
+                    for m in (m for m in TABLE_METRICS if m in df):
                         cases.append({"run_dir": run.path, "case": r["case"], "metric": m, "value": r[m]})
         write_csv(out / "runs.csv", pd.DataFrame(rows))
         write_csv(out / "cases.csv", pd.DataFrame(cases, columns=["run_dir", "case", "metric", "value"]))

@@ -10,8 +10,9 @@ resumed on the CPU in deterministic mode ends with bit-identical weights, inside
 Multi-stage methods (:class:`~methods.base.Stage`): each stage has its own budget, batch composition,
 learning-rate mode and optimiser hand-over. A stage that starts (at iteration 0, also on a resume at the
 boundary) first restores the previous stage's best checkpoint when that stage ``select_best``-s under
-held-out selection (``checkpoint_best_<stage>.pt``; the last stage's best is ``checkpoint_best.pt``),
-then resets optimiser state if asked, then calls ``on_stage_start``.
+held-out selection (``checkpoint_best_<stage>.pt``; the last stage's best is ``checkpoint_best.pt``; under
+``selection: test_best``, literature mode, the checkpoints of the highest test-set Dice are
+``checkpoint_test_best[_<stage>].pt``), then resets optimiser state if asked, then calls ``on_stage_start``.
 """
 
 from __future__ import annotations
@@ -38,16 +39,19 @@ from ..errors import CheckpointError, ConfigError, TrainingDiverged
 from ..evaluate.inference import Inferer
 from ..evaluate.metrics import case_metrics
 from ..io import remove_temp_files, write_json
-from ..rundir import BEST, FINAL, LATEST, SNAPSHOTS, STATUS, snapshot_name, stage_best
+from ..rundir import BEST, FINAL, LATEST, SNAPSHOTS, STATUS, TEST_BEST, snapshot_name, stage_best
 from ..runtime import architecture, build_method, resolve_device
 from .checkpoint import load_checkpoint, save_checkpoint
 from .context import HarnessContext
-from .data import TrainingCases, load_split, load_training_cases
+from .data import TrainingCases, load_split, load_test_cases, load_training_cases
 from .logger import CsvLog
 from .progress import EVERY_S, StageProgress, progress_mode
 from .provenance import provenance
 from .schedules import learning_rate
 from .speed import WaitClock, prepare_networks, training_batches
+
+#: Selection modes that keep a best checkpoint, and the cases each selects on.
+SELECTING = {"heldout": "validation", "test_best": "test"}
 
 
 def prepare_run_dir(run_dir: Path, config: RunConfig) -> str:
@@ -127,6 +131,8 @@ class Trainer:
         self.run_hash = prepare_run_dir(self.run_dir, config)
         remove_temp_files(self.run_dir)
         (self.run_dir / STATUS).unlink(missing_ok=True)
+        if config.selection == "test_best":  # literature mode: select on the test cases (an oracle)
+            cases.validation = load_test_cases(config, split, self.progress)
         self.ctx.data = TrainingData([(c.image, c.label) for c in cases.labeled], [c.image for c in cases.unlabeled])
         write_json(self.run_dir / "split.json", dataclasses.asdict(split))
         if cases.empty_labels:
@@ -198,13 +204,14 @@ class Trainer:
 
     def _best_path(self, index: int) -> Path:
         last = index == len(self.stages) - 1
-        return self.run_dir / (BEST if last else stage_best(self.stages[index].name))
+        best = TEST_BEST if self.config.selection == "test_best" else BEST
+        return self.run_dir / (best if last else stage_best(self.stages[index].name, best))
 
     def _start_stage(self, index: int) -> None:
         """Hand-over into stage ``index``: restore the previous stage's selection, reset optimisers, hook."""
         config, stage, ctx = self.config, self.stages[index], self.ctx
         previous = self.stages[index - 1] if index else None
-        if previous is not None and previous.select_best and config.selection == "heldout":
+        if previous is not None and previous.select_best and config.selection in SELECTING:
             path = self._best_path(index - 1)
             if path.is_file():
                 state = load_checkpoint(path, config.method, architecture(config))
@@ -281,16 +288,16 @@ class Trainer:
         return lrs
 
     def _validation_due(self, index: int, done: int, total: int) -> bool:
-        """Held-out validation every ``val_every`` iterations of the last stage and of every ``select_best``
-        stage, from ``val_start`` of the stage."""
+        """Validation (held-out cases; test cases under ``test_best``) every ``val_every`` iterations of the last
+        stage and of every ``select_best`` stage, from ``val_start`` of the stage."""
         config = self.config
         selects = index == len(self.stages) - 1 or self.stages[index].select_best
-        return (config.selection == "heldout" and selects
+        return (config.selection in SELECTING and selects
                 and done % config.val_every == 0 and done >= config.val_start * total)
 
     @torch.no_grad()
     def _validate(self, cases: TrainingCases) -> float:
-        """Mean Dice (%) of the held-out validation cases under the evaluation protocol."""
+        """Mean Dice (%) of the selection cases (``cases.validation``) under the evaluation protocol."""
         config = self.config
         inferer = Inferer.from_config(config, self.device)
         self.method.eval()

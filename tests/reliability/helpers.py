@@ -79,9 +79,10 @@ def fake_results(suite: Suite, root: Path, failed: frozenset[str] = frozenset())
                 "message": "stage 'train', iteration 3: non-finite loss terms loss=nan"}}
         else:
             summary = {**common, "status": "completed", "dice_mean": 80.0 + i, "jaccard_mean": 70.0, "asd_mean": 2.0,
-                       "hd95_mean": 7.0, "n_cases": 2, "n_empty": 0, "selection": "heldout", "lcc": False,
-                       "empty_policy": "penalty", "units": {"dice": "%", "jaccard": "%", "asd": "voxel",
-                                                            "hd95": "voxel"}}
+                       "hd95_mean": 7.0, "nsd_mean": 75.0, "n_cases": 2, "n_empty": 0, "selection": "heldout",
+                       "lcc": False, "empty_policy": "penalty", "checkpoint_kind": "heldout_best",
+                       "nsd_tolerance_mm": 2.0, "units": {"dice": "%", "jaccard": "%", "asd": "voxel",
+                                                          "hd95": "voxel", "nsd": "%"}}
         write_json(root / run.path / "eval" / "summary.json", summary)
 
 

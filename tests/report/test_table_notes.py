@@ -15,7 +15,7 @@ import methods
 from benchmarks.config import load_config
 from benchmarks.io import write_json
 from benchmarks.report.suites import SUITES_DIR, load_suite
-from benchmarks.report.tables import Results, build_tables
+from benchmarks.report.tables import Results, TableBuilder, build_tables
 from benchmarks.train.trainer import Trainer
 from methods.vnet import SupervisedVNet
 
@@ -40,17 +40,23 @@ def test_demo_table_without_paper_values(tmp_path: Path) -> None:
     notes = " ".join(_notes(md))
     assert "labels: 4 labeled (V-Net (all labeled): all)." in notes
     assert "has no published values (no paper column)" in notes
-    for absent in ("In parentheses", "Δ", "⚑", "[empty", "greyed", "reference_numbers", "shared/specs"):
+    for absent in ("In parentheses", "Δ = ours", "⚑", "[empty", "greyed", "reference_numbers", "shared/specs", "†"):
         assert absent not in notes, absent
     assert "DEMO: tiny budgets" in notes
+    # the columns present are explained: paired Δ Dice against the proposed row, NSD at its tolerance, compute
+    assert "Δ Dice vs LeFeD [95 % CI]" in md and "Δ Dice vs a reference row" in notes
+    assert "Checkpoint shown: held-out best" in notes and "NSD: surface Dice at 2.0 mm" in notes
+    assert "device-h / run" in md and "Compute: training wall-clock hours" in notes
     tex = (tables / "table_synthetic.tex").read_text()
     assert tex.startswith("% needs \\usepackage{booktabs, graphicx, xcolor}")
-    assert "\\begin{tabular}{llrrrr}" in tex and "greyed" not in tex
+    assert "\\begin{tabular}{llrrrrrrr}" in tex and "greyed" not in tex  # 5 metrics, Δ Dice [CI], device-h
     page = (tables / "table_synthetic.html").read_text()
     assert "<table>" in page and "<td>V-Net (labeled only)</td>" in page
     assert all(_counts_are_integers(p) for p in tables.glob("table_*.csv"))
-    ablation = _notes((tables / "table_IV_ablation.md").read_text())
-    assert not any("(V-Net (all labeled)" in n or "69.76" in n for n in ablation)
+    ablation = " ".join(_notes((tables / "table_IV_ablation.md").read_text()))
+    assert "(V-Net (all labeled)" not in ablation and "69.76" not in ablation
+    assert "Checkpoint shown: held-out best" in ablation  # no compute or paired columns in Tables IV-VI
+    assert "Compute:" not in ablation and "Δ Dice" not in ablation
 
 
 @pytest.fixture
@@ -79,6 +85,8 @@ def test_paper_table_explains_marks_flags_and_empty_predictions(la_tables: Path)
     assert "benchmarks/report/data/paper_values.csv cites the source of each" in notes
     assert "d: derived from a difference the paper's text quotes" in notes and "t: a third-party transcription" in notes
     assert "⚑: Dice or Jaccard more than max(1.5 points, 2 × std)" in notes and " ⚑)" in md
+    tex = (la_tables / "table_III_la.tex").read_text()
+    assert r" $\diamond$)" in tex and r"\dagger" not in tex  # † is kept for test-best cells
     assert "[empty N]: N test cases" in notes and "under the penalty policy" in notes
     assert "reference_numbers" not in md and "DEMO" not in notes
     assert _counts_are_integers(la_tables / "table_III_la.csv")  # LeFeD − BCP rows have no run counts: blank
@@ -129,4 +137,13 @@ def test_rows_beyond_the_paper_without_published_values(tmp_path: Path) -> None:
     assert "| *Beyond the paper* |" in md and "| CAML | " in md
     notes = _notes(md)
     assert "Beyond the paper: CAML came after the paper's comparison; no paper value and no best marking." in notes
-    assert not any("parentheses" in n.lower() or "Δ" in n or "published_values" in n for n in notes)
+    assert not any("parentheses" in n.lower() or "Δ = ours" in n or "published_values" in n for n in notes)
+
+
+def test_checkpoint_note_says_what_nsd_and_compute_show() -> None:
+    cell = {"metric": "nsd", "mean": float("nan"), "run_dirs": "r", "checkpoint": "last", "nsd_tolerance_mm": ""}
+    line = TableBuilder.checkpoint_line([cell], compute=False)
+    assert line.startswith("Checkpoint shown: last (final iteration)")
+    assert "NSD: not scored (the dataset declares no nsd_tolerance_mm)." in line and "Compute" not in line
+    scored = TableBuilder.checkpoint_line([{**cell, "mean": 80.0, "nsd_tolerance_mm": 3.0}], compute=True)
+    assert "NSD: surface Dice at 3.0 mm" in scored and "Compute: training wall-clock hours" in scored

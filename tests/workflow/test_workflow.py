@@ -56,10 +56,18 @@ def test_smoke_tables(smoke: Path) -> None:
             assert (tables / f"{stem}.{ext}").is_file(), f"{stem}.{ext} missing"
     main = pd.read_csv(tables / "table_synthetic.csv")
     cells = main[main.row_key != "lefed_minus_bcp"]
-    # 3 rows x 1 label group x 4 metrics, one seed each: std blank, no paper column for synthetic data
-    assert len(cells) == 3 * 4
+    # 3 rows x 1 label group x 5 metrics (the paper's four and NSD), one seed each: std blank, no paper column
+    assert len(cells) == 3 * 5
     assert list(cells.row_key.unique()) == ["vnet_lower", "vnet_upper", "lefed"]
-    assert set(cells.metric) == {"dice", "jaccard", "asd", "hd95"}
+    assert set(cells.metric) == {"dice", "jaccard", "asd", "hd95", "nsd"}
+    assert cells[cells.metric == "nsd"]["mean"].between(0, 100).all() and (cells.checkpoint != "").all()
+    # paired statistics against LeFeD (the default reference; the smoke suite has no BCP row)
+    dice_rows = cells[cells.metric == "dice"].set_index("row_key")
+    assert (dice_rows.loc[["vnet_lower", "vnet_upper"], "reference"] == "lefed").all()
+    assert dice_rows.loc[["vnet_lower", "vnet_upper"], "p_value"].between(0, 1).all()
+    assert (dice_rows["device_hours"] > 0).all()
+    paired = pd.read_csv(tables / "table_synthetic_stats.csv")
+    assert set(paired.row) == {"vnet_lower", "vnet_upper"} and set(paired.reference) == {"lefed"}
     assert (cells.n_runs == 1).all() and cells["std"].isna().all() and cells["paper"].isna().all()
     dice = cells[cells.metric == "dice"]["mean"]
     assert dice.between(0, 100).all()
@@ -76,14 +84,17 @@ def test_smoke_tables(smoke: Path) -> None:
     assert list(t.row_key.unique()) == ["t2", "t3"] and t[t.row_key == "t3"].run_dirs.iloc[0] == lefed_dir
     md = (tables / "table_synthetic.md").read_text()
     assert "V-Net (labeled only)" in md and "Selection:" in md and "voxel" in md
+    assert "Checkpoint shown:" in md and "NSD (%)" in md and "Δ Dice vs LeFeD [95 % CI]" in md
     figures = smoke / "figures" / "smoke"
     for stem in ("fig7_complexity", "fig_training_curves", "fig5_encodings", "fig_t_sweep", "fig_lambda_sweep",
-                 "fig3_qualitative", "fig6_features"):
+                 "fig3_qualitative", "fig6_features", "fig_last_vs_best_synthetic", "fig_paired_synthetic"):
         assert (figures / f"{stem}.png").stat().st_size > 1000
         assert (figures / f"{stem}.pdf").is_file()
     fig6 = pd.read_csv(figures / "fig6_features.csv")  # maps A, B, |A - B| at the snapshots of the LeFeD run
     assert list(fig6["map"].unique()) == ["A (Dice)", "B (CE)", "|A − B|"] and list(fig6.iteration.unique()) == [3, 6]
     assert (fig6.run_dir == lefed_dir).all() and (fig6["max"] >= fig6["min"]).all()
+    gap = pd.read_csv(figures / "fig_last_vs_best_synthetic.csv")  # every run's shown and last checkpoint
+    assert set(gap.checkpoint) == {"heldout_best", "last"} and len(gap) == 2 * 3  # the main table's three runs
     complexity = pd.read_csv(figures / "fig7_complexity.csv").set_index("method")
     assert complexity.loc["lefed", "macs_train_G"] > 2 * complexity.loc["lefed", "macs_G"]
     # a second run has nothing to do

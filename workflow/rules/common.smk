@@ -77,6 +77,11 @@ def summaries(wildcards=None):
     return [f"{path}/eval/summary.json" for path in RUNS]
 
 
+def final_summaries(wildcards=None):
+    """The scores of every run's last checkpoint (``sslbench evaluate --checkpoint final``)."""
+    return [f"{path}/eval_final/summary.json" for path in RUNS]
+
+
 def train_logs(wildcards=None):
     return [f"{path}/{STATUS}" for path in RUNS]
 

@@ -46,6 +46,7 @@ rule features:
 rule figures:
     input:
         summaries,
+        final_summaries,
         train_logs,
         predictions,
         [SUITE.features_file()] if SUITE.feature_run() else [],

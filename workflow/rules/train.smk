@@ -53,6 +53,29 @@ rule evaluate:
         "OMP_NUM_THREADS={threads} sslbench evaluate {params.run_dir} --no-progress > {log} 2>&1"
 
 
+# The last checkpoint of every run, scored beside the selected one (the "last vs best" figures).
+rule evaluate_final:
+    input:
+        f"{RUN_DIR}/{STATUS}",
+    output:
+        f"{RUN_DIR}/eval_final/summary.json",
+        f"{RUN_DIR}/eval_final/per_case.csv",
+    params:
+        run_dir=subpath(input[0], parent=True),
+    threads: 1
+    resources:
+        gpu=GPUS,
+        gpu_mem_mb=4000,
+        mem_mb=16000,
+        runtime=120,
+    conda:
+        ENV
+    log:
+        "results/logs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/evaluate_final.log",
+    shell:
+        "OMP_NUM_THREADS={threads} sslbench evaluate {params.run_dir} --checkpoint final --no-progress > {log} 2>&1"
+
+
 rule predict:
     input:
         ckpt=f"{RUN_DIR}/{STATUS}",
