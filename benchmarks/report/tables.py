@@ -395,8 +395,7 @@ class TableBuilder:
         s = next((c for c in self.results._cache.values() if c.get("status") != "failed"), {})
         codes = ", ".join(sorted({code_text(c) for c in self.results._cache.values()})) or "?"
         seeds = ", ".join(map(str, self.suite.spec.get("seeds", [1337, 1338, 1339])))
-        budget = "demo budget (suite overrides: " + ", ".join(self.suite.spec.get("set", [])) + ")" \
-            if self.suite.demo else "official (each method's recipe)"
+        budget = self.budget_text()
         lines = [
             f"Protocol: {', '.join(protocols)}; labels: {label_text}.",
             (f"Selection: {s.get('selection', '?')}; LCC: {'on' if s.get('lcc') else 'off'}; empty-prediction "
@@ -422,6 +421,15 @@ class TableBuilder:
             lines.append("Skipped datasets: " + "; ".join(self.suite.skipped.values()) + ".")
         return lines + (extra or [])
 
+    def budget_text(self) -> str:
+        """``official (each method's recipe)``, or the suite's overrides of the recipes where it has any."""
+        sets, per_method = self.suite.spec.get("set") or [], self.suite.spec.get("method_set") or {}
+        if not sets and not per_method:
+            return "demo budget" if self.suite.demo else "official (each method's recipe)"
+        text = ("demo budget: " if self.suite.demo else "") + "each method's recipe with the suite's overrides"
+        text += f" ({', '.join(sets)})" if sets else ""
+        return text + (" and per-method overrides (method_set)" if per_method else "")
+
     @staticmethod
     def checkpoint_line(records: list[dict[str, Any]], compute: bool) -> str:
         """Which checkpoint the table's cells show and where the other one is; NSD's tolerance where NSD was
@@ -437,7 +445,7 @@ class TableBuilder:
         elif scored:
             nsd = "NSD: surface Dice (its tolerance is not recorded in the run summaries)."
         else:
-            nsd = "NSD: not scored (the dataset declares no nsd_tolerance_mm)."
+            nsd = "NSD: not in the run summaries (scored where the dataset declares nsd_tolerance_mm)."
         line = (f"Checkpoint shown: {shown}; the last checkpoint of every run is scored too (eval_final/, figure "
                 f"fig_last_vs_best_<dataset>). {nsd}")
         if compute:

@@ -42,7 +42,7 @@ def test_demo_table_without_paper_values(tmp_path: Path) -> None:
     assert "has no published values (no paper column)" in notes
     for absent in ("In parentheses", "Δ = ours", "⚑", "[empty", "greyed", "reference_numbers", "shared/specs", "†"):
         assert absent not in notes, absent
-    assert "DEMO: tiny budgets" in notes
+    assert "DEMO: tiny budgets" in notes and "budget: demo budget: each method's recipe with the suite's overrides (" in notes
     # the columns present are explained: paired Δ Dice against the proposed row, NSD at its tolerance, compute
     assert "Δ Dice vs LeFeD [95 % CI]" in md and "Δ Dice vs a reference row" in notes
     assert "Checkpoint shown: held-out best" in notes and "NSD: surface Dice at 2.0 mm" in notes
@@ -88,7 +88,7 @@ def test_paper_table_explains_marks_flags_and_empty_predictions(la_tables: Path)
     tex = (la_tables / "table_III_la.tex").read_text()
     assert r" $\diamond$)" in tex and r"\dagger" not in tex  # † is kept for test-best cells
     assert "[empty N]: N test cases" in notes and "under the penalty policy" in notes
-    assert "reference_numbers" not in md and "DEMO" not in notes
+    assert "reference_numbers" not in md and "DEMO" not in notes and "budget: official (each method's recipe)" in notes
     assert _counts_are_integers(la_tables / "table_III_la.csv")  # LeFeD − BCP rows have no run counts: blank
     beyond = next(n for n in _notes(md) if n.startswith("Beyond the paper: AD-MT, CAML came after"))
     assert "published_values.csv cites the source of each; o: the method's own paper or repository; t: a " \
@@ -144,6 +144,7 @@ def test_checkpoint_note_says_what_nsd_and_compute_show() -> None:
     cell = {"metric": "nsd", "mean": float("nan"), "run_dirs": "r", "checkpoint": "last", "nsd_tolerance_mm": ""}
     line = TableBuilder.checkpoint_line([cell], compute=False)
     assert line.startswith("Checkpoint shown: last (final iteration)")
-    assert "NSD: not scored (the dataset declares no nsd_tolerance_mm)." in line and "Compute" not in line
+    assert "NSD: not in the run summaries (scored where the dataset declares nsd_tolerance_mm)." in line
+    assert "Compute" not in line
     scored = TableBuilder.checkpoint_line([{**cell, "mean": 80.0, "nsd_tolerance_mm": 3.0}], compute=True)
     assert "NSD: surface Dice at 3.0 mm" in scored and "Compute: training wall-clock hours" in scored
