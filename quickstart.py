@@ -7,13 +7,15 @@
 Extra arguments go to snakemake or pytest.
 
 The environment lives in ``.venv`` (``SSLBENCH_VENV`` to move it). PyTorch is installed first as
-``SSLBENCH_TORCH`` (default ``torch==2.13.0``; set it to e.g. ``torch`` to take pip's choice, or to an
-empty string to keep a torch that is already installed).
+``SSLBENCH_TORCH`` (default ``torch==2.13.0``; pip arguments, e.g. ``torch`` to take pip's choice or
+``torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128`` for a given CUDA build, or an empty
+string to keep a torch that is already installed).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import venv
@@ -43,7 +45,7 @@ def setup() -> None:
         return
     pip = [python, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     if TORCH:
-        run(*pip, TORCH)
+        run(*pip, *shlex.split(TORCH))
     run(*pip, "-e", ".[test]")
     stamp.write_text(config)
 

@@ -1,5 +1,8 @@
-"""``sslbench``: the suite's command line (methods, synth, prepare, train, evaluate, complexity, predict, features,
-tables, figures, bench)."""
+"""``sslbench``: the suite's command line (methods, synth, prepare, pack, unpack, train, evaluate, complexity, predict,
+features, tables, figures, bench).
+
+Every command imports what it needs when it runs, so ``sslbench --help`` loads neither torch nor pandas.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +12,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import methods
-
-from .config import available_datasets, config_hash, load_config, parse_sets, run_dir_name
 from .errors import SSLBenchError
+
+#: The docstring's first paragraph as plain text (no reStructuredText literals).
+DESCRIPTION = " ".join(__doc__.split("\n\n")[0].replace("``", "").split())
 
 DEFAULT_RUNS = Path("results/runs")
 
@@ -28,6 +31,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _overrides(args: argparse.Namespace) -> dict:
+    from .config import parse_sets
+
     overrides = parse_sets(args.set or [])
     for key in ("method", "dataset", "labels", "seed", "data_root"):
         value = getattr(args, key, None)
@@ -37,6 +42,8 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
+    import methods
+
     for name in methods.available_methods():
         cls = methods.get_method(name)
         print(f"{name:12s} {cls.paper}")
@@ -84,12 +91,16 @@ def cmd_unpack(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .config import config_hash, load_config, run_dir_name
     from .train.trainer import Trainer
 
+    if args.progress_every < 0:
+        raise SSLBenchError(f"--progress-every {args.progress_every:g}: give a number of seconds >= 0")
     config, options = load_config(_overrides(args), args.config)
     run_dir = Path(args.out) if args.out else Path(args.runs_root) / run_dir_name(config)
     print(f"run {run_dir} (config {config_hash(config)})", file=sys.stderr)
-    final = Trainer(config, options, run_dir, progress=None if args.progress else False).fit()
+    final = Trainer(config, options, run_dir, progress=None if args.progress else False,
+                    progress_every_s=args.progress_every).fit()
     print(final.parent)
     return 0
 
@@ -109,6 +120,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_complexity(args: argparse.Namespace) -> int:
+    from .config import load_config
     from .report.complexity import complexity
 
     config, options = load_config(_overrides(args))
@@ -186,7 +198,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sslbench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="sslbench", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("methods", help="list the registered methods and their papers")
@@ -223,7 +235,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_pack)
 
     p = sub.add_parser("unpack", help="rebuild a dataset root from a pack, verifying every part and array")
-    p.add_argument("pack", help="pack folder written by `sslbench pack`")
+    p.add_argument("pack", help="pack folder written by 'sslbench pack'")
     p.add_argument("--out", required=True, help="dataset root to write")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default: %(default)s)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
@@ -231,8 +243,8 @@ def _parser() -> argparse.ArgumentParser:
 
     def run_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--method", help="registered method name (default: vnet)")
-        p.add_argument("--dataset", help=f"a built-in dataset ({', '.join(available_datasets())}) or the path of a "
-                                          "dataset YAML (e.g. written by `sslbench prepare nnunet`)")
+        p.add_argument("--dataset", help="a built-in dataset (a file stem of benchmarks/config/datasets) or the "
+                                          "path of a dataset YAML (e.g. written by sslbench prepare nnunet)")
         p.add_argument("--labels", help="labeled cases: a count (8), a percentage (10%%) or all")
         p.add_argument("--seed", type=int, help="run seed (default: 1337)")
         p.add_argument("--data-root", dest="data_root", help="dataset root directory")
@@ -243,11 +255,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML file of settings (below --set)")
     p.add_argument("--out", help="run directory (default: <runs-root>/<dataset>/<method>/labels<N>/seed<k>)")
     p.add_argument("--runs-root", default=str(DEFAULT_RUNS), help="root of run directories (default: %(default)s)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress (default: a bar on a terminal, else a plain line every --progress-every seconds)")
+    p.add_argument("--progress-every", dest="progress_every", type=float, default=30.0, metavar="SECONDS",
+                   help="seconds between plain progress lines when stderr is not a terminal (default: %(default)s)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="score a run's checkpoint on its test cases")
-    p.add_argument("run_dir", help="run directory written by `sslbench train`")
+    p.add_argument("run_dir", help="run directory written by 'sslbench train'")
     p.add_argument("--checkpoint", default="auto", help="auto, best, final, test_best or a path (default: %(default)s)")
     p.add_argument("--data-root", dest="data_root", help="dataset root, if moved since training")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override eval.* or device")
@@ -263,7 +278,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_complexity)
 
     p = sub.add_parser("predict", help="save a run's predictions of a few test cases (.npz, for Fig. 3)")
-    p.add_argument("run_dir", help="run directory written by `sslbench train`")
+    p.add_argument("run_dir", help="run directory written by 'sslbench train'")
     p.add_argument("--case", action="append", help="test case ID (repeatable)")
     p.add_argument("--select-from", help="per_case.csv: take its median- and lowest-Dice cases")
     p.add_argument("--n-cases", type=int, default=2, help="cases taken from --select-from (default: %(default)s)")

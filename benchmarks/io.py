@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-import pandas as pd
 import yaml
 
 from .errors import StorageError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Suffix of the hidden temporary files of :func:`atomic_path` (``.<name>.<random>.tmp``).
 TEMP_SUFFIX = ".tmp"
@@ -68,9 +71,45 @@ def write_files(writes: Mapping[Path, Callable[[BinaryIO], None]]) -> None:
 
 def _temp_beside(path: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
+    return temp_file(path)
+
+
+def temp_file(path: Path) -> str:
+    """A new hidden ``.<name>.<random>.tmp`` beside ``path`` with the mode ``path`` will have: that of the file it
+    replaces, else ``0o666`` less the umask (``0644`` under umask 022), as for a file opened for writing, not
+    ``mkstemp``'s ``0600``."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
-    os.close(fd)
+    try:
+        try:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except FileNotFoundError:
+            mode = 0o666 & ~umask()
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
     return tmp
+
+
+def temp_dir(path: Path) -> Path:
+    """A new hidden ``.<name>.<random>.tmp`` folder beside ``path`` with the mode of a new folder (``0o777`` less the
+    umask, ``0755`` under umask 022), not ``mkdtemp``'s ``0700``."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent))
+    tmp.chmod(0o777 & ~umask())
+    return tmp
+
+
+def umask() -> int:
+    """The process's file-mode creation mask, read from ``/proc`` where possible (setting it to read it back is not
+    thread-safe)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextmanager

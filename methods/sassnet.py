@@ -17,6 +17,12 @@ Follows ``kleinzcy/SASSnet`` ``code/train_gan_sdfloss.py``:
 - prediction: the segmentation head (1 channel; the harness thresholds its sigmoid at 0.5);
 - 6,000 iterations of 2 labeled + 2 unlabeled.
 
+The discriminator's width ``d_width`` (64) is the official ``ndf``, which does not follow the segmenter's
+``filters`` (``sassnet.md``: 11,020,290 parameters). At ``filters: 4`` it is 95 % of the method's 11.6 M
+parameters: a full checkpoint (weights, SGD momentum, the discriminator's Adam moments) is 137 MB, and a
+run's ``checkpoint_{latest,best,final}.pt`` 392 MiB; ``prune_checkpoints: true`` keeps the weights of best and
+final (89 MiB); ``--set d_width=N`` shrinks the discriminator (not the official network).
+
 ``adv_weight`` (c) follows the label count unless set: 0.01 (the official default, 16 of 80 LA labels)
 when at least 15 % of the training cases the method sees are labeled, else 0.015 (the README's best
 setting for 8 LA labels). ``sassnet.md`` gives 0.015 when the labels are at most 10 % of the full

@@ -99,6 +99,10 @@ class RunConfig:
     deterministic: bool = True
     num_workers: NonNegativeInt = 0
     checkpoint_every: PositiveInt = 200
+    #: At the end of training, delete ``checkpoint_latest.pt`` and earlier stages' best checkpoints and keep
+    #: only the weights in ``checkpoint_best.pt`` and ``checkpoint_final.pt`` (what evaluation, ``predict`` and
+    #: a resume of the finished run read): about a third of the disk for SGD-only methods and less with Adam.
+    prune_checkpoints: bool = False
     #: Outer iterations (counted from 1 within each stage) after which the weights are kept in
     #: ``snapshots/<stage>_<iteration>.pt`` for feature figures (Fig. 6); they do not change training.
     snapshots: tuple[PositiveInt, ...] = ()
@@ -107,7 +111,7 @@ class RunConfig:
 
 
 #: Keys that change how a run executes but not what it computes; left out of the config hash.
-OPERATIONAL_KEYS = frozenset({"device", "num_workers", "checkpoint_every", "snapshots", "speed"})
+OPERATIONAL_KEYS = frozenset({"device", "num_workers", "checkpoint_every", "prune_checkpoints", "snapshots", "speed"})
 
 #: Iterations of every method's main stage under ``budget: uniform`` (README of the specs).
 UNIFORM_ITERATIONS = 15000

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from tqdm import tqdm
 
 from benchmarks.data.layouts import Layout, Spacing, check_unique
 from benchmarks.errors import DataError
+from benchmarks.io import temp_file
 
 
 @dataclass(frozen=True, eq=False)
@@ -140,8 +140,7 @@ def write_case(
     ``spacing`` attribute (mm) atomically: a temporary file in the same folder, then os.replace."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = temp_file(path)
     try:
         with h5py.File(tmp, "w") as handle:
             if image is not None:

@@ -8,12 +8,12 @@ be the concatenation of several files (CoraNet: ``train_lab.txt`` then ``train_u
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.errors import ConfigError, DataError
+from benchmarks.io import temp_file
 
 Spacing = tuple[float, float, float]
 
@@ -48,9 +48,9 @@ def write_id_list(path: str | os.PathLike[str], ids: Iterable[str]) -> Path:
     path = Path(path)
     ids = list(ids)
     check_unique(ids, str(path))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = temp_file(path)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
             handle.writelines(f"{case_id}\n" for case_id in ids)
         os.replace(tmp, path)
     except BaseException:

@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from benchmarks.data.layouts import Layout, builtin_layouts, get_layout
 from benchmarks.errors import ConfigError, DataError, SSLBenchError
-from benchmarks.io import TEMP_SUFFIX, atomic_path, write_atomic, write_json
+from benchmarks.io import TEMP_SUFFIX, atomic_path, temp_dir, write_atomic, write_json
 
 FORMAT = "sslbench-pack"
 VERSION = 1
@@ -180,7 +180,7 @@ def pack_dataset(
     others, skipped = _other_files(root, excluded)
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=TEMP_SUFFIX, dir=out.parent))
+    tmp = temp_dir(out)
     try:
         writer = _PartWriter(tmp, part_size)
         files = [_file_record(name, data, writer) for name, data in lists.items()]

@@ -28,7 +28,7 @@ def table_stems(suite: Suite) -> list[str]:
 
 
 def table_names(suite: Suite) -> list[str]:
-    names = [f"{stem}.{ext}" for stem in table_stems(suite) for ext in ("csv", "md", "tex")]
+    names = [f"{stem}.{ext}" for stem in table_stems(suite) for ext in ("csv", "md", "html", "tex")]
     names += [f"{stats_stem(load_dataset(d['file']).table_stem)}.csv" for d in suite.datasets()]
     return names + ["runs.csv", "cases.csv"]
 

@@ -2,9 +2,11 @@
 
 - ``fig7_complexity``: parameters (trainable, used at inference) and MACs (inference, training network) per
   method at 1x1x96^3 from ``results/complexity/<method>.json`` (``sslbench complexity --json``).
-- ``fig5_encodings``: Dice/Jaccard/ASD/95HD per discrepancy encoding and setting (mean ± std over seeds).
-- ``fig_t_sweep`` / ``fig_lambda_sweep``: Tables V and VI as line plots.
-- ``fig_training_curves``: total loss per iteration (from ``log.csv``) of each table row.
+- ``fig5_encodings``: Dice/Jaccard/ASD/95HD per discrepancy encoding and setting (mean ± std over seeds; no error
+  bars with one seed).
+- ``fig_t_sweep`` / ``fig_lambda_sweep``: Tables V and VI as line plots; each y-axis spans at least
+  :data:`MIN_SPAN`, so that differences far below the seed-to-seed spread do not look large.
+- ``fig_training_curves``: total loss per iteration (from ``log.csv``) of each table row, legend beside the curves.
 - ``fig3_qualitative``: image, ground truth and each method's prediction on the axial slice with the
   largest ground-truth area (``predictions.npz`` written by ``sslbench predict``).
 - ``fig6_features``: the proposed method's decoder features over training from the weight snapshots of one run
@@ -13,6 +15,8 @@
   oracle) and of the last checkpoint (``eval_final/``), per row, label setting and seed.
 - ``fig_paired_<dataset>``: per-case Dice differences of every row against each reference row (per-case Dice
   pooled over seeds), with the mean and its bootstrap CI of the table (:mod:`.stats`).
+
+Rows and methods follow the suite's (the paper's) order and are named as in the tables.
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ from .suites import ENCODING_LABELS, Suite, _fmt_lambda, method_label
 from .tables import CHECKPOINT_TEXT, METRIC_HEADERS, METRICS, PAPER_CSV, Results, checkpoint_kind, load_paper_values
 
 DPI = 110
+#: The smallest y-range of a sweep panel (points for Dice and Jaccard, voxels for ASD and 95HD), so that a
+#: difference far below the seed-to-seed spread does not fill the panel.
+MIN_SPAN = {"dice": 10.0, "jaccard": 10.0, "asd": 2.0, "hd95": 5.0}
 
 
 def _save(fig: plt.Figure, out: Path, stem: str, data: pd.DataFrame) -> None:
@@ -56,9 +63,24 @@ def _title(suite: Suite, text: str) -> str:
     return f"[demo] {text}" if suite.demo else text
 
 
+def _spread(suite: Suite) -> tuple[str, str | None]:
+    """``(title text, seaborn errorbar)``: mean ± std over several seeds; one seed has no error bar."""
+    seeds = suite.spec.get("seeds", [1337, 1338, 1339])
+    return ("mean ± std over seeds", "sd") if len(seeds) > 1 else (f"one seed ({seeds[0]}): no error bars", None)
+
+
+def _widen(ax: plt.Axes, span: float) -> None:
+    """Show at least ``span`` on the y-axis, centred on the data, never below 0."""
+    lo, hi = ax.get_ylim()
+    if hi - lo < span:
+        mid = (lo + hi) / 2
+        lo = max(0.0, mid - span / 2)
+        ax.set_ylim(lo, lo + span)
+
+
 def fig_complexity(suite: Suite, out: Path, complexity_dir: Path) -> None:
     rows = []
-    for method in sorted({r.method for r in suite.runs}):
+    for method in dict.fromkeys(r.method for r in suite.runs):  # suite (paper) order
         path = complexity_dir / f"{method}.json"
         data = json.loads(path.read_text())
         missing = {"params", "params_train", "params_inference", "macs", "macs_train"} - set(data)
@@ -72,20 +94,20 @@ def fig_complexity(suite: Suite, out: Path, complexity_dir: Path) -> None:
                      "macs_train_G": data["macs_train"] / 1e9,
                      "source": str(path)})
     df = pd.DataFrame(rows)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 0.45 * len(df) + 1.5), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.45 * len(df) + 2.2), sharey=True, layout="constrained")
     long = df.melt(id_vars=["label"], value_vars=["params_train_M", "params_inference_M"], var_name="kind",
                    value_name="M")
-    long["kind"] = long["kind"].map({"params_train_M": "params_train (everything optimised)",
-                                     "params_inference_M": "params_inference (used by Method.predict)"})
+    long["kind"] = long["kind"].map({"params_train_M": "trained (all networks, discriminators included)",
+                                     "params_inference_M": "used at inference"})
     sns.barplot(long, y="label", x="M", hue="kind", ax=axes[0])
     axes[0].set(xlabel="parameters (M)", ylabel="")
     macs = df.melt(id_vars=["label"], value_vars=["macs_G", "macs_train_G"], var_name="kind", value_name="G")
-    macs["kind"] = macs["kind"].map({"macs_G": "inference (Method.predict)",
+    macs["kind"] = macs["kind"].map({"macs_G": "inference",
                                      "macs_train_G": "training network (all decoders and heads)"})
     sns.barplot(macs, y="label", x="G", hue="kind", ax=axes[1], palette=["C2", "C3"][: macs["kind"].nunique()])
     axes[1].set(xlabel="MACs (G), one forward pass at 1×1×96³", ylabel="")
-    for ax in axes:
-        sns.move_legend(ax, "upper center", bbox_to_anchor=(0.5, -0.1), title=None, frameon=False)
+    for ax in axes:  # above the bars, outside the axes: never over the bars or the axis titles
+        sns.move_legend(ax, "lower center", bbox_to_anchor=(0.5, 1.0), title=None, frameon=False, ncol=1)
     fig.suptitle("Fig. 7: model complexity (suite counter; transposed convs per input voxel, BN/ReLU counted)")
     _save(fig, out, "fig7_complexity", df)
 
@@ -110,12 +132,13 @@ def fig_encodings(suite: Suite, out: Path, results: Results) -> None:
     keys = [(e, ENCODING_LABELS[e], f"{suite.proposed}-enc_{e}") for e in suite.spec["encodings"]["values"]]
     df = _setting_rows(suite, results, "encodings", keys)
     paper = load_paper_values(PAPER_CSV)
+    spread, errorbar = _spread(suite)
     fig, axes = plt.subplots(2, 2, figsize=(11, 7))
     for ax, m in zip(axes.flat, METRICS):
         sub = df[df.metric == m]
-        sns.barplot(sub, x="setting", y="value", hue="label", errorbar="sd", ax=ax)
+        sns.barplot(sub, x="setting", y="value", hue="label", errorbar=errorbar, ax=ax)
         ax.set(title=METRIC_HEADERS[m], xlabel="", ylabel="")
-        if m == "dice":  # the paper's default value of the proposed method per setting ([I], reference_numbers.md section 3.6)
+        if m == "dice":  # the proposed method's paper value per setting (inferred: its Table V t = 3 row)
             for i, setting in enumerate(sub["setting"].unique()):
                 ds, labels = sub[sub.setting == setting][["dataset", "labels"]].iloc[0]
                 ref = paper.get(("V", ds, int(labels) if labels.isdigit() else -1, "t3"), {}).get("dice")
@@ -123,7 +146,7 @@ def fig_encodings(suite: Suite, out: Path, results: Results) -> None:
                     ax.hlines(ref[0], i - 0.4, i + 0.4, colors="k", linestyles="--", label="paper default")
         if ax is not axes.flat[0] and ax.get_legend():
             ax.get_legend().remove()
-    fig.suptitle(_title(suite, "Fig. 5: discrepancy encodings (mean ± std over seeds)"))
+    fig.suptitle(_title(suite, f"Fig. 5: discrepancy encodings ({spread})"))
     fig.tight_layout()
     _save(fig, out, "fig5_encodings", df)
 
@@ -137,14 +160,16 @@ def fig_sweep(suite: Suite, out: Path, results: Results, block: str) -> None:
                 for v in suite.spec[block]["values"]]
         stem, name = "fig_lambda_sweep", "λ (discrepancy weight)"
     df = _setting_rows(suite, results, block, keys)
+    spread, errorbar = _spread(suite)
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.4))
     for ax, m in zip(axes, METRICS):
-        sns.pointplot(df[df.metric == m], x="label", y="value", hue="setting", errorbar="sd", ax=ax,
+        sns.pointplot(df[df.metric == m], x="label", y="value", hue="setting", errorbar=errorbar, ax=ax,
                       dodge=0.2 if df["setting"].nunique() > 1 else False, markersize=4)
         ax.set(title=METRIC_HEADERS[m], xlabel=name, ylabel="")
+        _widen(ax, MIN_SPAN[m])
         if ax is not axes[0] and ax.get_legend():
             ax.get_legend().remove()
-    fig.suptitle(_title(suite, f"Sweep of {name} (Table {'V' if block == 't_sweep' else 'VI'})"))
+    fig.suptitle(_title(suite, f"Sweep of {name} (Table {'V' if block == 't_sweep' else 'VI'}; {spread})"))
     fig.tight_layout()
     _save(fig, out, stem, df)
 
@@ -169,14 +194,16 @@ def fig_training_curves(suite: Suite, out: Path, root: Path) -> None:
         window = max(1, int(data["step"].max() // 50))
         data["loss_smooth"] = data.groupby("run_dir")["loss"].transform(lambda s: s.rolling(window, min_periods=1).mean())
     settings = sorted(data["setting"].unique()) if len(data) else ["(none)"]
-    fig, axes = plt.subplots(1, len(settings), figsize=(6 * len(settings), 4), squeeze=False)
+    order = [suite.row_label(r) for r in suite.spec["methods"] + suite.beyond]  # the tables' (paper) order
+    fig, axes = plt.subplots(1, len(settings), figsize=(6 * len(settings) + 2, 4), squeeze=False, layout="constrained")
     for ax, setting in zip(axes[0], settings):
         sub = data[data.setting == setting] if len(data) else data
         if len(sub):
-            sns.lineplot(sub, x="step", y="loss_smooth", hue="row", units="run_dir", estimator=None, ax=ax, lw=1)
+            sns.lineplot(sub, x="step", y="loss_smooth", hue="row", units="run_dir", estimator=None, ax=ax, lw=1,
+                         hue_order=[r for r in order if r in set(sub["row"])])
+            sns.move_legend(ax, "upper left", bbox_to_anchor=(1.0, 1.0), title=None, frameon=False)
         ax.set(title=setting, xlabel="iteration (all stages)", ylabel="total loss (moving mean)", yscale="log")
     fig.suptitle(_title(suite, "Training curves"))
-    fig.tight_layout()
     _save(fig, out, "fig_training_curves", data.drop(columns=["loss_smooth"], errors="ignore"))
 
 

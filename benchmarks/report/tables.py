@@ -2,9 +2,9 @@
 
 Every cell aggregates the runs of one (dataset, row, labels) over the suite's seeds: the run value is the
 test-set mean of ``eval/summary.json``; the cell is mean ± sample std (ddof = 1, blank with one run). The
-paper column comes from ``benchmarks/report/data/paper_values.csv`` (``reference_numbers.md``). Rows beyond the
-paper (the suite's ``beyond``) follow the paper's rows below a heading row, without paper column or best marking;
-their cells show the method's own published value (``published_values.csv``) and the difference to it.
+paper column comes from ``benchmarks/report/data/paper_values.csv``, which cites the source of every value. Rows
+beyond the paper (the suite's ``beyond``) follow the paper's rows below a heading row, without paper column or best
+marking; their cells show the method's own published value (``published_values.csv``) and the difference to it.
 
 A run whose training failed (its summary's ``status`` is ``failed``, e.g. a diverged loss) is left out of the
 means and marked: ``[failed k]`` in the cell (``failed`` alone when no run of the cell succeeded), ``n_failed``
@@ -23,8 +23,10 @@ CI of the mean per-case Dice difference in the table, p-values (Wilcoxon, Holm) 
 from __future__ import annotations
 
 import csv
+import html
 import json
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,13 +34,16 @@ from typing import Any
 
 import pandas as pd
 
+import methods
+from methods.base import DatasetInfo
+
 from ..config.dataset import load_dataset
 from ..errors import SSLBenchError
 from ..io import write_csv, write_text
 from ..rundir import EVAL_FINAL
 from . import stats
 from .artifacts import stats_stem
-from .suites import ABLATION_LABELS, Suite
+from .suites import ABLATION_LABELS, Suite, method_label
 
 METRICS = ("dice", "jaccard", "asd", "hd95")
 #: The paper's metrics and NSD: the columns of every table.
@@ -60,6 +65,14 @@ TAG_MARKS = {"L": "", "D": "d", "I": "i", "O": "o", "T": "t"}
 PAPER_CSV = Path(__file__).with_name("data") / "paper_values.csv"
 #: The rows beyond the paper's own published values (shown instead of a paper column).
 PUBLISHED_CSV = Path(__file__).with_name("data") / "published_values.csv"
+TAG_TEXT = {"L": "printed in the paper's text", "D": "derived from a difference the paper's text quotes",
+            "I": "inferred", "O": "the method's own paper or repository", "T": "a third-party transcription"}
+EMPTY_POLICY_TEXT = {"penalty": "Dice = Jaccard = 0, ASD and 95HD = the volume diagonal",
+                     "official_zero": "every metric 0, as the official code does", "nan": "Dice = Jaccard = 0, "
+                     "distances left out"}
+#: LaTeX packages the ``.tex`` tables use.
+LATEX_PACKAGES = "booktabs, graphicx, xcolor"
+DEMO_NOTE = "DEMO: tiny budgets on small data; the numbers show the pipeline, not the methods."
 CSV_COLUMNS = ["table", "protocol", "label_count", "row_key", "metric", "mean", "std", "n_runs", "n_empty", "paper",
                "paper_tag", "delta", "selection", "lcc", "empty_policy", "units", "run_dirs", "n_failed", "failed_runs",
                "config_hashes", "seeds", "code", "devices", "published", "published_tag", "checkpoint",
@@ -218,7 +231,9 @@ class Results:
         if not path.is_file():
             return None
         split = json.loads(path.read_text())
-        return len(split.get("labeled", [])), len(split.get("unlabeled", []))
+        provenance = self.root / run_dir / "provenance.json"
+        used = json.loads(provenance.read_text()).get("uses_unlabeled", True) if provenance.is_file() else True
+        return len(split.get("labeled", [])), len(split.get("unlabeled", [])) if used else 0
 
 
 def _fmt(x: float) -> str:
@@ -227,6 +242,24 @@ def _fmt(x: float) -> str:
 
 def _signed(x: float) -> str:
     return "" if math.isnan(x) else f"{x:+.2f}".replace("-", "−")
+
+
+def _reference(rec: dict[str, Any]) -> tuple[float, str, str] | None:
+    """``(value, tag, prefix)`` a cell is compared with: the paper's value, else (a row beyond the paper) the
+    method's own published one; None without either."""
+    if rec.get("paper", "") != "":
+        return float(rec["paper"]), rec["paper_tag"], ""
+    if rec.get("published", "") != "":
+        return float(rec["published"]), rec["published_tag"], "published "
+    return None
+
+
+def _flagged(rec: dict[str, Any]) -> bool:
+    """A Dice or Jaccard cell further from its published value than max(1.5 points, 2 std): marked ⚑."""
+    if _reference(rec) is None or rec["metric"] not in ("dice", "jaccard"):
+        return False
+    limit = max(1.5, 2 * float(rec["std"])) if rec["std"] != "" else 1.5
+    return abs(float(rec["delta"])) > limit
 
 
 def _rounded(x: float) -> float | str:
@@ -249,6 +282,21 @@ def _comparison_text(c: stats.Comparison | None, is_reference: bool) -> str:
 
 def _label_int(labels: str) -> int | None:
     return int(labels) if str(labels).isdigit() else None
+
+
+def _supervised(method: str) -> bool:
+    """Whether a method's recipe trains on labeled batches only (its ``run_defaults`` draw no unlabeled one)."""
+    try:
+        cls = methods.get_method(method)
+    except methods.UnknownMethodError:
+        return False
+    return cls.run_defaults(cls.Options(), DatasetInfo()).get("unlabeled_bs") == 0
+
+
+def _tag_notes(tags: Iterable[str]) -> str:
+    """``; d: derived from ...``: what the marks of ``tags`` mean, in :data:`TAG_MARKS` order."""
+    ordered = sorted(set(tags), key=lambda t: list(TAG_MARKS).index(t) if t in TAG_MARKS else len(TAG_MARKS))
+    return "".join(f"; {TAG_MARKS.get(t) or 'unmarked'}: {TAG_TEXT.get(t, t)}" for t in ordered)
 
 
 @dataclass
@@ -320,21 +368,15 @@ class TableBuilder:
         text = _fmt(mean) + (f" ± {_fmt(float(std))}" if std != "" else "")
         if bold:
             text = f"\\textbf{{{text}}}" if latex else f"**{text}**"
-        reference, tag, prefix = rec["paper"], rec["paper_tag"], ""
-        if reference == "" and rec.get("published", "") != "":
-            reference, tag, prefix = rec["published"], rec["published_tag"], "published "
-        if reference != "":
+        reference = _reference(rec)
+        if reference is not None:
+            value, tag, prefix = reference
             mark = TAG_MARKS.get(tag, "")
-            paper = prefix + f"{float(reference):.2f}" + (f"^{mark}" if mark and not latex else "")
-            if latex and mark:
-                paper += f"$^{{{mark}}}$"
+            paper = prefix + f"{value:.2f}"
+            if mark:
+                paper += f"$^{{{mark}}}$" if latex else f"<sup>{mark}</sup>"
             delta = _signed(float(rec["delta"]))
-            flag = ""
-            if rec["metric"] in ("dice", "jaccard"):
-                limit = max(1.5, 2 * float(std)) if std != "" else 1.5
-                flag = " ⚑" if abs(float(rec["delta"])) > limit else ""
-                if latex and flag:
-                    flag = r" $\dagger$"
+            flag = (r" $\diamond$" if latex else " ⚑") if _flagged(rec) else ""
             if self.suite.demo and latex:
                 delta = r"\textcolor{gray}{" + delta + "}"
             dsym = "$\\Delta$ " if latex else "Δ "
@@ -347,39 +389,69 @@ class TableBuilder:
             text += f" [failed {rec['n_failed']}]"
         return text
 
-    def footer(self, protocols: Iterable[str], label_text: str, extra: list[str] | None = None) -> list[str]:
+    def footer(self, protocols: Iterable[str], label_text: str, records: list[dict[str, Any]],
+               extra: list[str] | None = None) -> list[str]:
+        """The notes under a table: only what its ``records`` (its cells) show."""
         s = next((c for c in self.results._cache.values() if c.get("status") != "failed"), {})
         codes = ", ".join(sorted({code_text(c) for c in self.results._cache.values()})) or "?"
         seeds = ", ".join(map(str, self.suite.spec.get("seeds", [1337, 1338, 1339])))
-        budget = "demo budget (suite overrides: " + ", ".join(self.suite.spec.get("set", [])) + ")" \
-            if self.suite.demo else "official (each method's recipe)"
+        budget = self.budget_text()
         lines = [
             f"Protocol: {', '.join(protocols)}; labels: {label_text}.",
             (f"Selection: {s.get('selection', '?')}; LCC: {'on' if s.get('lcc') else 'off'}; empty-prediction "
              f"policy: {s.get('empty_policy', '?')}; Dice and Jaccard in %, ASD and 95HD in voxels."),
             (f"Cells: mean ± sample std over seeds {seeds} (std blank with one seed); budget: {budget}; "
              f"suite {self.suite.name}; code {codes}."),
-            ("Paper column: reference_numbers.md; marks d derived, i inferred, o other paper/repository, "
-             "t third-party; Δ = ours − paper (negative is better for ASD and 95HD); ⚑ |Δ| > max(1.5, 2·std)."),
         ]
+        cells = [r for r in records if r.get("run_dirs")]  # not the rows of differences
+        with_paper = [r for r in cells if r.get("paper", "") != ""]
+        if with_paper:
+            lines.append("In parentheses: the published value (benchmarks/report/data/paper_values.csv cites the "
+                         f"source of each{_tag_notes(r['paper_tag'] for r in with_paper)}) and Δ = ours − paper "
+                         "(negative is better for ASD and 95HD).")
+        if any(_flagged(r) for r in cells):
+            lines.append("⚑: Dice or Jaccard more than max(1.5 points, 2 × std) away from the published value.")
+        if any(r.get("n_empty") for r in records):
+            policy = s.get("empty_policy", "?")
+            lines.append(f"[empty N]: N test cases (summed over the cell's runs) got an empty prediction, scored "
+                         f"under the {policy} policy ({EMPTY_POLICY_TEXT.get(policy, 'see the run summaries')}).")
         if self.suite.demo:
-            lines.append("DEMO: tiny budgets on small data; the numbers show the pipeline, not the methods "
-                         "(Δ greyed out).")
+            lines.append(DEMO_NOTE)
         if self.suite.skipped:
             lines.append("Skipped datasets: " + "; ".join(self.suite.skipped.values()) + ".")
         return lines + (extra or [])
 
+    def budget_text(self) -> str:
+        """``official (each method's recipe)``, or the suite's overrides of the recipes where it has any."""
+        sets, per_method = self.suite.spec.get("set") or [], self.suite.spec.get("method_set") or {}
+        if not sets and not per_method:
+            return "demo budget" if self.suite.demo else "official (each method's recipe)"
+        text = ("demo budget: " if self.suite.demo else "") + "each method's recipe with the suite's overrides"
+        text += f" ({', '.join(sets)})" if sets else ""
+        return text + (" and per-method overrides (method_set)" if per_method else "")
+
     @staticmethod
-    def checkpoint_line(records: list[dict[str, Any]]) -> str:
-        """Which checkpoint the table's cells show, and where the other one is."""
+    def checkpoint_line(records: list[dict[str, Any]], compute: bool) -> str:
+        """Which checkpoint the table's cells show and where the other one is; NSD's tolerance where NSD was
+        scored; the compute column when the table has one."""
         kinds = sorted({k for rec in records for k in str(rec.get("checkpoint") or "").split(";") if k})
         shown = "; ".join(CHECKPOINT_TEXT.get(k, k) for k in kinds) or "unknown"
         tolerance = sorted({str(rec["nsd_tolerance_mm"]) for rec in records if rec.get("nsd_tolerance_mm") not in
                             (None, "")})
-        return (f"Checkpoint shown: {shown}; the last checkpoint of every run is scored too (eval_final/, figure "
-                f"fig_last_vs_best_<dataset>). NSD: surface Dice at {', '.join(tolerance) or '?'} mm (the dataset "
-                "protocol's tolerance). Compute: training wall-clock hours per run and device-hours per cell "
-                "(runs.csv; one device per run).")
+        scored = any(r["metric"] == "nsd" and r.get("run_dirs") and not math.isnan(_number(r["mean"]))
+                     for r in records)
+        if tolerance:
+            nsd = f"NSD: surface Dice at {', '.join(tolerance)} mm (the dataset protocol's tolerance)."
+        elif scored:
+            nsd = "NSD: surface Dice (its tolerance is not recorded in the run summaries)."
+        else:
+            nsd = "NSD: not in the run summaries (scored where the dataset declares nsd_tolerance_mm)."
+        line = (f"Checkpoint shown: {shown}; the last checkpoint of every run is scored too (eval_final/, figure "
+                f"fig_last_vs_best_<dataset>). {nsd}")
+        if compute:
+            line += (" Compute: training wall-clock hours per run and device-hours per cell (runs.csv; one device per "
+                     "run).")
+        return line
 
     # ----- rendering ------------------------------------------------------------------------------------------
     @staticmethod
@@ -389,16 +461,33 @@ class TableBuilder:
         return "\n".join(lines + [""] + [f"- {f}" for f in footer]) + "\n"
 
     @staticmethod
+    def html(title: str, header: list[str], rows: list[list[str]], footer: list[str]) -> str:
+        """A standalone page of the Markdown table (for the Snakemake report)."""
+        def cell(t: str) -> str:
+            t = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(t))
+            return re.sub(r"&lt;sup&gt;(\w+)&lt;/sup&gt;", r"<sup>\1</sup>", t)
+        body = ["<tr>" + "".join(f"<td>{cell(c)}</td>" for c in r) + "</tr>" for r in rows]
+        notes = "".join(f"<li>{cell(f)}</li>" for f in footer)
+        return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + html.escape(title) + "</title>"
+                "<style>table{border-collapse:collapse;font:13px sans-serif}td,th{border:1px solid #ccc;"
+                "padding:3px 6px;text-align:right}td:first-child,th:first-child{text-align:left}</style></head>"
+                f"<body><h3>{html.escape(title)}</h3><table><tr>"
+                + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>" + "".join(body)
+                + f"</table><ul>{notes}</ul></body></html>\n")
+
+    @staticmethod
     def latex(title: str, header: list[str], rows: list[list[str]], footer: list[str]) -> str:
+        """A ``table`` float (needs ``\\usepackage{booktabs, graphicx, xcolor}``); numbers right-aligned."""
         def esc(t: str) -> str:
             if "\\textbf" in t or "\\textcolor" in t or "$" in t:
-                return t.replace("±", r"$\pm$").replace("−", "-").replace("%", r"\%").replace("⚑", r"$\dagger$").replace("†", r"$^\dagger$")
+                return t.replace("±", r"$\pm$").replace("−", "-").replace("%", r"\%").replace("⚑", r"$\diamond$").replace("†", r"$^\dagger$")
             return (t.replace("\\", r"\textbackslash{}").replace("&", r"\&").replace("%", r"\%")
                     .replace("_", r"\_").replace("±", r"$\pm$").replace("−", "-").replace("↑", r"$\uparrow$")
                     .replace("↓", r"$\downarrow$").replace("Δ", r"$\Delta$").replace("·", r"$\cdot$")
-                    .replace("⚑", r"$\dagger$").replace("λ", r"$\lambda$").replace("†", r"$^\dagger$"))
-        out = [r"\begin{table}[t]", r"\centering", f"\\caption{{{esc(title)}}}", r"\resizebox{\linewidth}{!}{%",
-               r"\begin{tabular}{" + "l" * len(header) + "}", r"\toprule", " & ".join(map(esc, header)) + r" \\",
+                    .replace("⚑", r"$\diamond$").replace("λ", r"$\lambda$").replace("†", r"$^\dagger$"))
+        out = [f"% needs \\usepackage{{{LATEX_PACKAGES}}}", r"\begin{table}[t]", r"\centering", f"\\caption{{{esc(title)}}}",
+               r"\resizebox{\linewidth}{!}{%", r"\begin{tabular}{ll" + "r" * (len(header) - 2) + "}", r"\toprule",
+               " & ".join(map(esc, header)) + r" \\",
                r"\midrule"]
         out += [" & ".join(map(esc, r)) + r" \\" for r in rows]
         out += [r"\bottomrule", r"\end{tabular}}", r"\par\footnotesize " + " ".join(map(esc, footer)), r"\end{table}"]
@@ -407,12 +496,17 @@ class TableBuilder:
     def write(self, out: Path, stem: str, title: str, header: list[str], md_rows: list[list[str]],
               tex_rows: list[list[str]], footer: list[str], records: list[dict[str, Any]]) -> None:
         failed = sorted({r for rec in records for r in str(rec.get("failed_runs") or "").split(";") if r})
-        footer = footer + [self.checkpoint_line(records)] + [f"Failed run (left out of the means): {r}: "
+        compute = any(h.endswith("device-h / run") for h in header)
+        footer = footer + [self.checkpoint_line(records, compute)] + [f"Failed run (left out of the means): {r}: "
                            f"{self.results.summary(r).get('failure', {}).get('message', 'unknown reason')}."
                            for r in failed]
-        write_csv(out / f"{stem}.csv", pd.DataFrame(records, columns=CSV_COLUMNS))
+        counts = {"n_runs": "Int64", "n_empty": "Int64", "n_failed": "Int64"}
+        write_csv(out / f"{stem}.csv", pd.DataFrame(records, columns=CSV_COLUMNS).astype(counts))
         write_text(out / f"{stem}.md", self.markdown(title, header, md_rows, footer))
-        write_text(out / f"{stem}.tex", self.latex(title, header, tex_rows, footer))
+        write_text(out / f"{stem}.html", self.html(title, header, md_rows, footer))
+        greyed = self.suite.demo and any(_reference(r) is not None for r in records if r.get("run_dirs"))
+        tex_footer = [f"{f} Δ is greyed out." if greyed and f == DEMO_NOTE else f for f in footer]
+        write_text(out / f"{stem}.tex", self.latex(title, header, tex_rows, tex_footer))
 
     # ----- paired statistics ------------------------------------------------------------------------------------
     def statistics(self) -> dict[str, Any]:
@@ -449,6 +543,33 @@ class TableBuilder:
         return out
 
     # ----- Tables I-III ---------------------------------------------------------------------------------------
+    def compared(self) -> str:
+        """``9 semi-supervised methods and the supervised <label> (and 2 methods beyond the paper)``: the distinct
+        methods of the suite's declared rows (its ``methods``, then its ``beyond``); supervised: a method whose
+        recipe draws no unlabeled batch."""
+        shown = list(dict.fromkeys(self.suite.row(key).method for key in self.suite.spec["methods"]))
+        supervised = [m for m in shown if _supervised(m)]
+        n = len(shown) - len(supervised)
+        parts = [f"{n} semi-supervised method{'' if n == 1 else 's'}"] if n else []
+        if supervised:
+            parts.append("the supervised " + " and ".join(map(method_label, supervised)))
+        text = " and ".join(parts)
+        beyond = set(dict.fromkeys(self.suite.row(key).method for key in self.suite.beyond)) - set(shown)
+        if beyond:
+            text += f" (and {len(beyond)} method{'' if len(beyond) == 1 else 's'} beyond the paper)"
+        return text
+
+    def beyond_note(self, records: list[dict[str, Any]]) -> str:
+        """The note on the rows beyond the paper; their published values only where ``records`` show one."""
+        text = (f"Beyond the paper: {', '.join(map(self.suite.row_label, self.suite.beyond))} came after the "
+                "paper's comparison; no paper value and no best marking")
+        published = [r for r in records if r.get("run_dirs") and r.get("published", "") != ""]
+        if published:
+            text += ("; in parentheses their own published value (benchmarks/report/data/published_values.csv "
+                     f"cites the source of each{_tag_notes(r['published_tag'] for r in published)}) under the "
+                     "method's own protocol and checkpoint selection, and Δ = ours − published")
+        return text + "."
+
     def dataset_table(self, dataset: dict[str, Any], out: Path) -> None:
         name, spec = dataset["name"], load_dataset(dataset["file"])
         table, stem, what = spec.table.number or "", spec.table_stem, spec.table_title
@@ -523,18 +644,13 @@ class TableBuilder:
             for latex, rows in ((False, md_rows), (True, tex_rows)):
                 rows.append([self.suite.row_label(row), scans] + cells(row, latex, False))
         pct = ", ".join(groups)
-        n_other = len([r for r in self.suite.ranked_rows() if r != self.suite.proposed])
-        title = f"{'[demo] ' if self.suite.demo else ''}Table {table or name}: Performance comparison with " \
-                f"{n_other} methods on the {what}, using {pct} labeled scans"
+        title = f"{'[demo] ' if self.suite.demo else ''}Table {table or name}: Performance comparison of " \
+                f"{self.compared()} on the {what}, using {pct} labeled scans"
         extra = list(spec.table.notes)
         if not spec.table.number:
             extra.append(f"Dataset {name!r} has no published values (no paper column).")
         if self.suite.beyond:
-            extra.append("Beyond the paper: " + ", ".join(map(self.suite.row_label, self.suite.beyond))
-                         + " came after the paper's comparison; no paper column and no best marking; in "
-                         "parentheses their own published value (benchmarks/report/data/published_values.csv: "
-                         "o the method's repository, t third-party) under the method's own protocol and "
-                         "checkpoint selection, and Δ = ours − published.")
+            extra.append(self.beyond_note(self.records[start:]))
         if refs:
             cfg = self.statistics()
             extra.append(f"Δ Dice vs a reference row: mean per-case difference (row − reference; per-case Dice pooled "
@@ -542,9 +658,9 @@ class TableBuilder:
                          f"({cfg['resamples']} resamples, seed {cfg['seed']}); * Holm-adjusted two-sided Wilcoxon "
                          f"signed-rank p < {cfg['alpha']} across the rows; p-values in {stats_stem(stem)}.csv and "
                          f"the table CSV.")
-        fixed = "".join(f" ({r}: {self.suite.row(r).labels})" for r in self.suite.spec["methods"]
+        fixed = "".join(f" ({self.suite.row_label(r)}: {self.suite.row(r).labels})" for r in self.suite.spec["methods"]
                         if self.suite.row(r).labels)
-        footer = self.footer([name], pct + " labeled" + fixed, extra)
+        footer = self.footer([name], pct + " labeled" + fixed, self.records[start:], extra)
         self.write(out, stem, title, header, md_rows, tex_rows, footer, self.records[start:])
 
     # ----- Tables IV-VI ---------------------------------------------------------------------------------------
@@ -583,14 +699,14 @@ class TableBuilder:
                                     + [self.cell_text(rec[m], False, latex) for m in TABLE_METRICS])
         title += " (" + "; ".join(settings) + ")"
         extra = []
-        if block == "lambda_sweep":
+        if any(r["protocol"] == "pancreas_mcnet" and r["row_key"] == "lam1e-2" for r in self.records[start:]):
             extra.append("The paper prints Jaccard 69.76 for pancreas λ = 1e-2, almost certainly a typo "
-                         "(reference_numbers.md section 1.4).")
+                         "(with Dice 73.87, the paper's other rows imply a Jaccard near 59-60).")
         if block == "ablation" and any(s["dataset"] != "pancreas_mcnet" for s in spec["settings"]):
             extra.append("The paper's ablation is on pancreas 10 %; this suite runs it on "
                          + ", ".join(s["dataset"] for s in spec["settings"]) + ".")
         footer = self.footer(sorted({s["dataset"] for s in spec["settings"] if s["dataset"] in present}),
-                             ", ".join(settings), extra)
+                             ", ".join(settings), self.records[start:], extra)
         self.write(out, stem, title, header, md_rows, tex_rows, footer, self.records[start:])
 
     # ----- runs.csv / cases.csv -------------------------------------------------------------------------------

@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from methods.base import Batch, OptimizerSpec, Options, RunInfo, Stage, TrainingData
 
@@ -46,6 +45,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .context import HarnessContext
 from .data import TrainingCases, load_split, load_test_cases, load_training_cases
 from .logger import CsvLog
+from .progress import EVERY_S, StageProgress, progress_mode
 from .provenance import provenance
 from .schedules import learning_rate
 from .speed import WaitClock, prepare_networks, training_batches
@@ -86,12 +86,18 @@ def _differences(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -
 
 
 class Trainer:
-    """Trains ``config.method`` into ``run_dir``, resuming from ``checkpoint_latest.pt`` when present."""
+    """Trains ``config.method`` into ``run_dir``, resuming from ``checkpoint_latest.pt`` when present.
 
-    def __init__(self, config: RunConfig, options: Options, run_dir: Path, progress: bool | None = None) -> None:
+    Progress goes to stderr (:mod:`~benchmarks.train.progress`): ``progress=None`` shows a bar on a terminal and a
+    plain line every ``progress_every_s`` seconds elsewhere, ``True`` the bar, ``False`` nothing.
+    """
+
+    def __init__(self, config: RunConfig, options: Options, run_dir: Path, progress: bool | None = None,
+                 progress_every_s: float = EVERY_S) -> None:
         self.config = config
         self.run_dir = Path(run_dir)
-        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.progress = progress_mode(progress, sys.stderr)
+        self.progress_every_s = progress_every_s
         self.device = resolve_device(config.device)
         _set_determinism(config.deterministic, self.device)
         torch.manual_seed(config.seed)  # weight initialisation
@@ -121,7 +127,7 @@ class Trainer:
         self.stages = self._plan(RunInfo(len(split.labeled), len(split.unlabeled), config.iterations, config.budget,
                                           dataset_info(config)))
         need_unlabeled = any(self._batch_sizes(s)[1] > 0 for s in self.stages)
-        cases = load_training_cases(config, split, need_unlabeled, self.progress)
+        cases = load_training_cases(config, split, need_unlabeled, self.progress == "bar")
         self.run_hash = prepare_run_dir(self.run_dir, config)
         remove_temp_files(self.run_dir)
         (self.run_dir / STATUS).unlink(missing_ok=True)
@@ -140,6 +146,7 @@ class Trainer:
             "config_hash": self.run_hash, "seed": config.seed, "method": config.method,
             "stages": [{"name": s.name, "iterations": self._iterations(s)} for s in self.stages],
             "resumed_from": {"stage": stage_index, "iteration": start} if (stage_index or start) else None,
+            "uses_unlabeled": need_unlabeled,
             "empty_label_cases": cases.empty_labels,
             "casts": cases.casts,
             **provenance(self.device, config.amp),
@@ -156,7 +163,10 @@ class Trainer:
         except TrainingDiverged as exc:
             raise self._record_divergence(exc) from None
         final = self.run_dir / FINAL
-        save_checkpoint(final, self._state(len(self.stages), 0))
+        state = self._state(len(self.stages), 0)
+        save_checkpoint(final, _weights_only(state) if config.prune_checkpoints else state)
+        if config.prune_checkpoints:
+            self._prune()
         write_json(self.run_dir / STATUS, {"status": "completed", "config_hash": self.run_hash,
                                            "checkpoint": FINAL})
         return final
@@ -234,7 +244,7 @@ class Trainer:
         config, stage, ctx = self.config, self.stages[index], self.ctx
         total = self._iterations(stage)
         ctx.stage, ctx.max_iterations = stage.name, total
-        bar = tqdm(total=total, initial=start, desc=f"{config.method} {stage.name}", unit="it", disable=not self.progress)
+        bar = StageProgress(f"{config.method} {stage.name}", total, start, self.progress, every_s=self.progress_every_s)
         tic = time.perf_counter()
         for item in self._loader(index, start, cases):
             iteration = int(item["iteration"])
@@ -252,18 +262,18 @@ class Trainer:
                    **terms, "seconds": round(time.perf_counter() - tic, 4)}
             log.write(row)
             tic = time.perf_counter()
-            bar.update(1)
             if self._validation_due(index, done, total):
                 dice = self._validate(cases)
                 val_log.write({"stage": stage.name, "stage_index": index, "iteration": iteration, "dice": dice})
                 if dice >= self.best.get("dice", -1.0):
                     self.best = {"dice": dice, "stage_index": index, "iteration": done}
                     save_checkpoint(self._best_path(index), self._state(index, done))
-                bar.set_postfix(val_dice=f"{dice:.2f}", best=f"{self.best['dice']:.2f}")
+                bar.note(val_dice=dice, best=self.best["dice"])
             if done % config.checkpoint_every == 0 or done == total:
                 save_checkpoint(self.run_dir / LATEST, self._state(index + (done == total), 0 if done == total else done))
             if done in config.snapshots:
                 self._snapshot(index, done)
+            bar.update(done, terms)
         bar.close()
 
     def _set_learning_rates(self, iteration: int, total: int, constant: bool) -> dict[str, float]:
@@ -314,8 +324,20 @@ class Trainer:
 
     def _snapshot(self, index: int, done: int) -> None:
         """Weights after ``done`` iterations of stage ``index`` (no optimiser state), for feature figures."""
-        state = {key: value for key, value in self._state(index, done).items() if key not in ("optimizers", "scalers")}
-        save_checkpoint(self.run_dir / SNAPSHOTS / snapshot_name(self.stages[index].name, done), state)
+        save_checkpoint(self.run_dir / SNAPSHOTS / snapshot_name(self.stages[index].name, done),
+                        _weights_only(self._state(index, done)))
+
+    def _prune(self) -> None:
+        """``prune_checkpoints``: of a finished run keep the weights of ``checkpoint_best.pt`` and
+        ``checkpoint_final.pt``; delete ``checkpoint_latest.pt`` and the earlier stages' best checkpoints."""
+        best = self.run_dir / BEST
+        if best.is_file():
+            state = load_checkpoint(best)
+            if "optimizers" in state:
+                save_checkpoint(best, _weights_only(state))
+        for index in range(len(self.stages) - 1):
+            self._best_path(index).unlink(missing_ok=True)
+        (self.run_dir / LATEST).unlink(missing_ok=True)
 
     def _record_divergence(self, exc: TrainingDiverged) -> TrainingDiverged:
         """Write the ``failed`` status (where, which terms, the last good checkpoint); the error to raise."""
@@ -348,9 +370,12 @@ class Trainer:
         if state["config_hash"] != self.run_hash:
             raise CheckpointError(f"checkpoint {path} was written under another configuration")
         self.method.load_state_dict(state["method_state"])
-        for name, opt in self.optimizers.items():
-            opt.load_state_dict(state["optimizers"][name])
-            self.ctx.scalers[name].load_state_dict(state["scalers"][name])
+        if "optimizers" not in state and int(state["stage_index"]) < len(self.stages):
+            raise CheckpointError(f"checkpoint {path} holds weights only (pruned) and cannot resume training")
+        if "optimizers" in state:  # a pruned checkpoint of a finished run holds the weights only
+            for name, opt in self.optimizers.items():
+                opt.load_state_dict(state["optimizers"][name])
+                self.ctx.scalers[name].load_state_dict(state["scalers"][name])
         self.ctx.steps = dict(state["optimizer_steps"])
         self.best = dict(state["best"])
         return int(state["stage_index"]), int(state["iteration"])
@@ -360,6 +385,11 @@ def _listing(groups: Mapping[str, list[str]], shown: int = 3) -> str:
     """``image float64 -> float32 in 4 case(s) (c0, c1, c2, ...)``, groups joined by ``; ``."""
     return "; ".join(f"{name} in {len(ids)} case(s) ({', '.join(ids[:shown])}{', ...' if len(ids) > shown else ''})"
                      for name, ids in groups.items())
+
+
+def _weights_only(state: Mapping[str, Any]) -> dict[str, Any]:
+    """A checkpoint's state without optimiser and grad-scaler state."""
+    return {key: value for key, value in state.items() if key not in ("optimizers", "scalers")}
 
 
 def _position(row: Mapping[str, str]) -> tuple[int, int]:

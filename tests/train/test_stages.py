@@ -13,8 +13,9 @@ from torch import Tensor, nn
 import methods
 from benchmarks.config import load_config
 from benchmarks.errors import ConfigError
+from benchmarks.evaluate.run import evaluate_run
 from benchmarks.train.checkpoint import load_checkpoint
-from benchmarks.train.trainer import FINAL, LATEST, Trainer
+from benchmarks.train.trainer import BEST, FINAL, LATEST, Trainer
 from methods.base import Batch, Method, Options, RunInfo, Stage, StepContext
 from methods.ema import make_teacher, update_ema
 from methods.losses import cross_entropy, softmax_mse
@@ -193,3 +194,23 @@ def test_a_bad_stage_plan_is_a_config_error(fake: type[TwoStage], tiny_synthetic
     monkeypatch.setattr(TwoStage, "stages", too_small)
     with pytest.raises(ConfigError, match="two_stage_fake.*got 6"):
         Trainer(config, options, tmp_path / "b", progress=False).fit()
+
+
+def test_pruned_run_keeps_the_weights_of_best_and_final_and_still_resumes_and_evaluates(
+    fake: type[TwoStage], tiny_synthetic: Path, tmp_path: Path
+) -> None:
+    config, options = config_for(tiny_synthetic)
+    Trainer(config, options, tmp_path / "full", progress=False).fit()
+    assert {p.name for p in (tmp_path / "full").glob("*.pt")} == {LATEST, FINAL, BEST, "checkpoint_best_pre.pt"}
+    pruned, _ = config_for(tiny_synthetic, prune_checkpoints=True)
+    run = tmp_path / "pruned"
+    Trainer(pruned, options, run, progress=False).fit()
+    assert {p.name for p in run.glob("*.pt")} == {FINAL, BEST}
+    for name in (FINAL, BEST):
+        kept, full = load_checkpoint(run / name), load_checkpoint(tmp_path / "full" / name)
+        assert "optimizers" not in kept and "scalers" not in kept and "optimizers" in full
+        assert all(torch.equal(kept["method_state"][k], v) for k, v in full["method_state"].items())
+    log = pd.read_csv(run / "log.csv")
+    Trainer(pruned, options, run, progress=False).fit()  # a finished pruned run resumes from its final weights
+    pd.testing.assert_frame_equal(pd.read_csv(run / "log.csv"), log)
+    assert evaluate_run(run, progress=False)["checkpoint"] == BEST

@@ -45,3 +45,7 @@ def test_la_tiny_table_has_the_paper_format(tmp_path: Path) -> None:
     assert pd.notna(dice.loc["bcp", "paper"])
     md = (tmp_path / "tables" / "table_III_la.md").read_text()
     assert "(90.00, Δ −" in md and "LeFeD − BCP" in md
+    assert md.startswith("**Table III: Performance comparison of 2 semi-supervised methods and the supervised V-Net on "
+                         "the left atrium dataset, using 8 labeled scans**")  # the suite's rows, not the paper's
+    assert "budget: each method's recipe with the suite's overrides (filters=8, " in md  # not "official"
+    assert "and per-method overrides (method_set)" in md

@@ -241,8 +241,8 @@ def test_paper_table_from_fake_results(tmp_path: Path) -> None:
     heading = lines.index(next(line for line in lines if line.startswith("| *Beyond the paper*")))
     assert heading > lines.index(next(line for line in lines if line.startswith("| LeFeD − BCP")))
     admt_line = next(line for line in lines if line.startswith("| AD-MT |"))
-    assert "(published 90.58^o, Δ −10.58 ⚑)" in admt_line and "**" not in admt_line
-    assert "(published 90.78^t" in next(line for line in lines if line.startswith("| CAML |"))
+    assert "(published 90.58<sup>o</sup>, Δ −10.58 ⚑)" in admt_line and "**" not in admt_line
+    assert "(published 90.78<sup>t</sup>" in next(line for line in lines if line.startswith("| CAML |"))
     assert {"table_V_passes.csv", "table_VI_lambda.csv"} <= {p.name for p in (tmp_path / "tables").iterdir()}
     assert "table_IV_ablation.csv" not in {p.name for p in (tmp_path / "tables").iterdir()}  # ablation on pancreas
 

@@ -11,8 +11,8 @@ rule tables:
         suite=SUITE_FILE,
     output:
         done=touch(TABLES_DONE),
-        csv=[report(f, category="Tables", caption="../report/table.rst") for f in TABLE_FILES if f.endswith(".csv")],
-        other=[f for f in TABLE_FILES if not f.endswith(".csv")],
+        html=[report(f, category="Tables", caption="../report/table.rst") for f in TABLE_FILES if f.endswith(".html")],
+        other=[f for f in TABLE_FILES if not f.endswith(".html")],
     params:
         out=lambda wildcards, output: os.path.dirname(output.done),
         cfg=SUITE_ARGS,

@@ -5,6 +5,7 @@
 # divergence is a result (rerunning reproduces it), so the run is evaluated as "failed", shown as failed in the
 # tables, and the other runs go on. Any other error (full disk, pre-emption, bad data) fails the job, which
 # Snakemake may retry; the retry resumes from the last checkpoint.
+# The log gets a plain progress line (iteration, it/s, ETA, mean loss terms) every 30 s of each stage.
 
 
 rule train:
@@ -26,7 +27,7 @@ rule train:
     log:
         "results/logs/{suite}/{dataset}/{key}/labels{labels}/seed{seed}/train.log",
     shell:
-        "OMP_NUM_THREADS={threads} sslbench train {params.args} --out {params.run_dir} --no-progress 2> {log}"
+        "OMP_NUM_THREADS={threads} sslbench train {params.args} --out {params.run_dir} 2> {log}"
         " || grep -q '\"status\": \"failed\"' {output}"
 
 
