@@ -25,6 +25,7 @@ from benchmarks.train.trainer import FINAL, Trainer
 #: network's N(0, 1) depthwise kernels barely move in a CPU-sized budget.
 DEFAULT_BUDGET: dict[str, Any] = {"labels": "6", "iterations": 40, "optimizer": {"lr": 0.05}, "schedule": {"name": "poly"}}
 BUDGETS: dict[str, dict[str, Any]] = {
+    "admt": {"labels": "8", "iterations": 60, "optimizer": {"lr": 0.05}, "schedule": {"name": "poly"}},
     "asenet": {"labels": "8", "iterations": 35, "labeled_bs": 4, "unlabeled_bs": 1, "optimizer": {"lr": 1e-2},
                "options": {"backbone": "vnet"}},
     "bcp": {"labels": "4", "iterations": 40, "optimizer": {"lr": 0.05}},
