@@ -97,14 +97,12 @@ def bf16_convolution_kernels() -> KernelChoice:
     oneDNN when it passes :func:`probe`; else PyTorch's native kernels, announced once on stderr. Raises
     :class:`ConfigError` when the native kernels fail too.
     """
-    if not torch.backends.mkldnn.is_available() or not torch.backends.mkldnn.enabled:
-        faults = probe()
-        if faults:
-            raise ConfigError(f"amp: bf16 computes wrong convolutions on this CPU ({faults[0]}); use amp: off")
-        return KernelChoice("native")
+    onednn = torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
     faults = probe()
     if not faults:
-        return KernelChoice("onednn")
+        return KernelChoice("onednn" if onednn else "native")
+    if not onednn:
+        raise ConfigError(f"amp: bf16 computes wrong convolutions on this CPU ({faults[0]}); use amp: off")
     with native_convolutions():
         native = probe()
     if native:
