@@ -12,34 +12,13 @@ from typing import Any
 import pandas as pd
 import pytest
 import torch
-from runs import dice_before_and_after, tiny_synthetic_run
+from runs import BUDGETS, DEFAULT_BUDGET, GAIN, dice_before_and_after, tiny_synthetic_run
 
 import methods
 from benchmarks.config import load_config
 from benchmarks.runtime import build_method
 from benchmarks.train.checkpoint import load_checkpoint
 from benchmarks.train.trainer import FINAL, Trainer
-
-#: Settings of the learning check per method, on top of :func:`runs.tiny_synthetic_run`; methods not listed
-#: train with :data:`DEFAULT_BUDGET`. ASE-Net trains its plain V-Net backbone: with 4 filters the DyBAC
-#: network's N(0, 1) depthwise kernels barely move in a CPU-sized budget.
-DEFAULT_BUDGET: dict[str, Any] = {"labels": "6", "iterations": 40, "optimizer": {"lr": 0.05}, "schedule": {"name": "poly"}}
-BUDGETS: dict[str, dict[str, Any]] = {
-    "admt": {"labels": "8", "iterations": 60, "optimizer": {"lr": 0.05}, "schedule": {"name": "poly"}},
-    "asenet": {"labels": "8", "iterations": 35, "labeled_bs": 4, "unlabeled_bs": 1, "optimizer": {"lr": 1e-2},
-               "options": {"backbone": "vnet"}},
-    "bcp": {"labels": "4", "iterations": 40, "optimizer": {"lr": 0.05}},
-    "fussnet": {"labels": "4", "iterations": 25, "optimizer": {"lr": 3e-3}},
-    "lefed": {"labels": "4", "iterations": 12},
-    "mcnet_plus": {"labels": "8", "unlabeled_bs": 1, "rotflip": False, "iterations": 80, "optimizer": {"lr": 0.1},
-                   "schedule": {"name": "poly"}},
-    "sassnet": {**DEFAULT_BUDGET, "options": {"d_width": 8}},
-    "ssnet": {"labels": "8", "unlabeled_bs": 1, "rotflip": False, "iterations": 60, "optimizer": {"lr": 0.1},
-              "schedule": {"name": "poly"}},
-    "uamt": {**DEFAULT_BUDGET, "options": {"mc_passes": 2}},
-}
-#: Test Dice (points) a short training must gain over the network it starts from.
-GAIN = 10.0
 
 METHODS = methods.available_methods()
 

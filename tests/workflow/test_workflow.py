@@ -1,7 +1,8 @@
-"""The Snakemake workflow end to end on the tiny `smoke` suite, a throw-away method, kill and resume.
+"""The Snakemake workflow end to end on the tiny `smoke` suite, a throw-away method beside a diverging one,
+kill and resume.
 
 Each test runs `snakemake` in a temporary working directory (`--directory`), so the repository's
-`results/` is untouched. Together they take about two to three minutes on 2 CPU cores.
+`results/` is untouched. Together they take about two minutes on 2 CPU cores.
 """
 
 from __future__ import annotations
@@ -128,42 +129,52 @@ def test_missing_dataset_is_named(tmp_path: Path) -> None:
     assert proc.returncode != 0 and "pancreas_mcnet" in out and "Pancreas" in out
 
 
-def test_throwaway_method_appears_in_tables(tmp_path: Path) -> None:
-    plugin = tmp_path / "plugin"
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One workflow run of the labeled-only V-Net, the throw-away method ``toy`` and a diverging LeFeD (its
+    learning rate 1e12), with Fig. 3 and the feature snapshots."""
+    work = tmp_path_factory.mktemp("mixed")
+    plugin = work / "plugin"
     plugin.mkdir()
     (plugin / "sitecustomize.py").write_text(TOY)  # registers `toy` in every Python process of the run
-    small_suite(tmp_path, "toy", ["vnet_lower", "toy"])
-    snakemake(tmp_path, "--config", "suite=toy.yaml", env=workflow_env(plugin))
-    table = pd.read_csv(tmp_path / "results/tables/toy/table_synthetic.csv")
-    assert list(table.row_key.unique()) == ["vnet_lower", "toy"]
-    assert "| toy |" in (tmp_path / "results/tables/toy/table_synthetic.md").read_text()
-
-
-def test_diverged_run_is_marked_failed_and_the_other_runs_are_tabled(tmp_path: Path) -> None:
-    """LeFeD diverges; the workflow still builds every table and figure, with LeFeD marked failed."""
-    small_suite(tmp_path, "diverge", ["vnet_lower", "lefed"], method_set={"lefed": ["optimizer.lr=1e12"]},
+    small_suite(work, "mixed", ["vnet_lower", "toy", "lefed"], method_set={"lefed": ["optimizer.lr=1e12"]},
                 qualitative={"labels": 4, "cases": 1},
                 feature_snapshots={"dataset": "synthetic", "labels": 4, "iterations": [3, 6]})
-    snakemake(tmp_path, "--config", "suite=diverge.yaml")
-    run = tmp_path / "results/runs/diverge/synthetic/lefed/labels4/seed1337"
+    snakemake(work, "--config", "suite=mixed.yaml", env=workflow_env(plugin))
+    return work
+
+
+def test_throwaway_method_appears_in_tables_and_figures(mixed: Path) -> None:
+    table = pd.read_csv(mixed / "results/tables/mixed/table_synthetic.csv")
+    assert list(table.row_key.unique()) == ["vnet_lower", "toy", "lefed"]
+    toy = table[table.row_key == "toy"]
+    assert (toy.n_runs == 1).all() and toy[toy.metric == "dice"]["mean"].between(0, 100).all()
+    assert "| toy |" in (mixed / "results/tables/mixed/table_synthetic.md").read_text()
+    qualitative = pd.read_csv(mixed / "figures/mixed/fig3_qualitative.csv").set_index("row")
+    assert list(qualitative.index) == ["toy", "lefed"] and 0 <= qualitative.loc["toy", "dice"] <= 100
+
+
+def test_diverged_run_is_marked_failed_and_the_other_runs_are_tabled(mixed: Path) -> None:
+    """LeFeD diverges; the workflow still builds every table and figure, with LeFeD marked failed."""
+    run = mixed / "results/runs/mixed/synthetic/lefed/labels4/seed1337"
     status = yaml.safe_load((run / "status.json").read_text(encoding="utf-8"))
     assert status["status"] == "failed" and status["terms"], status
-    assert "non-finite loss terms" in (tmp_path / "results/logs/diverge/synthetic/lefed/labels4/seed1337/train.log"
+    assert "non-finite loss terms" in (mixed / "results/logs/mixed/synthetic/lefed/labels4/seed1337/train.log"
                                        ).read_text(encoding="utf-8")
-    table = pd.read_csv(tmp_path / "results/tables/diverge/table_synthetic.csv")
+    table = pd.read_csv(mixed / "results/tables/mixed/table_synthetic.csv")
     lefed, vnet = table[table.row_key == "lefed"], table[table.row_key == "vnet_lower"]
     assert (lefed.n_failed == 1).all() and (lefed.n_runs == 0).all() and lefed["mean"].isna().all()
     assert (vnet.n_failed == 0).all() and (vnet.n_runs == 1).all() and vnet["mean"].notna().all()
-    md = (tmp_path / "results/tables/diverge/table_synthetic.md").read_text(encoding="utf-8")
-    assert "| LeFeD |" in md and "Failed run (left out of the means): results/runs/diverge/synthetic/lefed" in md
-    figures = tmp_path / "figures" / "diverge"
-    qualitative = pd.read_csv(figures / "fig3_qualitative.csv")
-    assert list(qualitative.row) == ["lefed"] and qualitative.dice.isna().all()  # image and GT shown, no prediction
-    assert qualitative.failed.str.contains("non-finite").all()
+    md = (mixed / "results/tables/mixed/table_synthetic.md").read_text(encoding="utf-8")
+    assert "| LeFeD |" in md and "Failed run (left out of the means): results/runs/mixed/synthetic/lefed" in md
+    figures = mixed / "figures" / "mixed"
+    qualitative = pd.read_csv(figures / "fig3_qualitative.csv").set_index("row")
+    assert pd.isna(qualitative.loc["lefed", "dice"])  # image and GT shown, no prediction
+    assert "non-finite" in qualitative.loc["lefed", "failed"]
     features = pd.read_csv(figures / "fig6_features.csv")
     assert features.failed.str.contains("non-finite").all()
     assert (figures / "fig6_features.png").is_file() and (figures / "fig3_qualitative.png").is_file()
-    again = snakemake(tmp_path, "--config", "suite=diverge.yaml", "-n")
+    again = snakemake(mixed, "--config", "suite=mixed.yaml", "-n", env=workflow_env(mixed / "plugin"))
     assert "Nothing to be done" in again.stdout + again.stderr  # the divergence is a result, not retried
 
 
